@@ -1,0 +1,313 @@
+//! PUBLISH (§3.3): a message, in either direction.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::{Body, PacketId, PacketType, ProtocolVersion, QoS, read_packet_id};
+use crate::error::ErrorKind;
+use crate::properties::{PropertySet, PublishProperties};
+use crate::topic::TopicName;
+use crate::wire::{self, Reader};
+
+const DUP: u8 = 0b1000;
+const RETAIN: u8 = 0b0001;
+
+/// A PUBLISH packet. The payload is a zero-copy slice of the buffer it was decoded from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publish {
+    /// Whether this is a redelivery (QoS 1 and 2 only).
+    pub dup: bool,
+    /// The QoS it is sent with.
+    pub qos: QoS,
+    /// Whether the server should retain it, or (server to client) whether it was retained.
+    pub retain: bool,
+    /// The topic; empty only when the Topic Alias property stands for it (5.0).
+    pub topic: TopicName,
+    /// Present exactly when QoS is 1 or 2.
+    pub packet_id: Option<PacketId>,
+    /// The application message.
+    pub payload: Bytes,
+    /// MQTT 5.0 properties.
+    pub properties: PublishProperties,
+}
+
+impl Publish {
+    /// A QoS 0 message with no flags and no properties.
+    pub fn new(topic: TopicName, payload: impl Into<Bytes>) -> Self {
+        Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic,
+            packet_id: None,
+            payload: payload.into(),
+            properties: PublishProperties::default(),
+        }
+    }
+}
+
+impl Body for Publish {
+    const TYPE: PacketType = PacketType::Publish;
+
+    fn decode(flags: u8, r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, ErrorKind> {
+        let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(ErrorKind::InvalidPublishQos)?;
+        let dup = flags & DUP != 0;
+        if dup && qos == QoS::AtMostOnce {
+            return Err(ErrorKind::DupWithQos0);
+        }
+        let topic = TopicName::from_wire(r.string()?)?;
+        let packet_id = match qos {
+            QoS::AtMostOnce => None,
+            QoS::AtLeastOnce | QoS::ExactlyOnce => Some(read_packet_id(r)?),
+        };
+        let properties = if version.is_v5() {
+            PublishProperties::decode(r)?
+        } else {
+            Default::default()
+        };
+        if topic.is_empty() && properties.topic_alias.is_none() {
+            return Err(ErrorKind::EmptyTopicName);
+        }
+        Ok(Publish {
+            dup,
+            qos,
+            retain: flags & RETAIN != 0,
+            topic,
+            packet_id,
+            payload: r.rest(),
+            properties,
+        })
+    }
+
+    fn validate(&self, version: ProtocolVersion) -> Result<(), ErrorKind> {
+        if self.packet_id.is_some() != (self.qos != QoS::AtMostOnce) {
+            return Err(ErrorKind::PacketIdMismatch);
+        }
+        if self.dup && self.qos == QoS::AtMostOnce {
+            return Err(ErrorKind::DupWithQos0);
+        }
+        let aliased = version.is_v5() && self.properties.topic_alias.is_some();
+        if self.topic.is_empty() && !aliased {
+            return Err(ErrorKind::EmptyTopicName);
+        }
+        Ok(())
+    }
+
+    fn flags(&self) -> u8 {
+        let mut flags = (self.qos as u8) << 1;
+        if self.dup {
+            flags |= DUP;
+        }
+        if self.retain {
+            flags |= RETAIN;
+        }
+        flags
+    }
+
+    fn remaining_length(&self, version: ProtocolVersion) -> usize {
+        let mut len = wire::binary_len(self.topic.as_str().len()) + self.payload.len();
+        if self.packet_id.is_some() {
+            len += 2;
+        }
+        if version.is_v5() {
+            len += self.properties.encoded_len();
+        }
+        len
+    }
+
+    fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
+        wire::put_binary(dst, self.topic.as_str().as_bytes());
+        if let Some(id) = self.packet_id {
+            dst.put_u16(id.get());
+        }
+        if version.is_v5() {
+            self.properties.encode(dst);
+        }
+        dst.put_slice(&self.payload);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU16;
+
+    use super::*;
+    use crate::packet::test_util::*;
+    use crate::properties::{SubscriptionId, UserProperty};
+    use crate::{ByteStr, Packet, ReasonCode, TopicError};
+
+    fn publish(qos: QoS, id: u16) -> Publish {
+        let mut p = Publish::new(TopicName::from_static("a/b"), &b"hi"[..]);
+        p.qos = qos;
+        p.packet_id = NonZeroU16::new(id);
+        p
+    }
+
+    #[test]
+    fn qos0_and_qos1_publish() {
+        let v3 = ProtocolVersion::V3_1_1;
+        let bytes = [0x30, 0x07, 0x00, 0x03, b'a', b'/', b'b', b'h', b'i'];
+        assert_round_trip(&Packet::from(publish(QoS::AtMostOnce, 0)), &bytes, v3);
+        let mut p = publish(QoS::AtLeastOnce, 10);
+        p.dup = true;
+        p.retain = true;
+        let bytes = [
+            0x3b, 0x09, 0x00, 0x03, b'a', b'/', b'b', 0x00, 0x0a, b'h', b'i',
+        ];
+        assert_round_trip(&Packet::from(p), &bytes, v3);
+    }
+
+    #[test]
+    fn v5_publish_with_properties() {
+        let mut p = publish(QoS::ExactlyOnce, 1);
+        p.properties.message_expiry_interval = Some(60);
+        p.properties.subscription_identifiers = vec![
+            SubscriptionId::new(1).unwrap(),
+            SubscriptionId::new(200).unwrap(),
+        ];
+        p.properties.user_properties = vec![UserProperty {
+            name: ByteStr::from_static("k"),
+            value: ByteStr::from_static("v"),
+        }];
+        let bytes = [
+            0x34, 0x1b, 0x00, 0x03, b'a', b'/', b'b', 0x00, 0x01, // topic, packet id 1
+            0x11, // property length 17
+            0x02, 0x00, 0x00, 0x00, 0x3c, // message expiry 60
+            0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v', // user property k=v
+            0x0b, 0x01, 0x0b, 0xc8, 0x01, // subscription identifiers 1 and 200 (two bytes)
+            b'h', b'i',
+        ];
+        assert_round_trip(&Packet::from(p.clone()), &bytes, ProtocolVersion::V5);
+        // The same packet for a 3.1.1 subscriber simply has no properties.
+        let mut plain = p.clone();
+        plain.properties = PublishProperties::default();
+        assert_eq!(
+            encode(&Packet::from(p), ProtocolVersion::V3_1_1),
+            encode(&Packet::from(plain), ProtocolVersion::V3_1_1)
+        );
+    }
+
+    #[test]
+    fn v5_empty_topic_needs_an_alias() {
+        let mut p = publish(QoS::AtMostOnce, 0);
+        p.topic = TopicName::empty_for_alias();
+        p.properties.topic_alias = NonZeroU16::new(3);
+        // Remaining length: 2 (topic) + 1 + 3 (properties) + 2 (payload) = 8.
+        let bytes = [0x30, 0x08, 0x00, 0x00, 0x03, 0x23, 0x00, 0x03, b'h', b'i'];
+        assert_round_trip(&Packet::from(p.clone()), &bytes, ProtocolVersion::V5);
+        let err = decode_err(
+            &[0x30, 0x05, 0x00, 0x00, 0x00, b'h', b'i'],
+            ProtocolVersion::V5,
+        );
+        assert_eq!(
+            (err.kind(), err.reason_code()),
+            (ErrorKind::EmptyTopicName, ReasonCode::ProtocolError)
+        );
+        assert_eq!(
+            encode_err(&Packet::from(p), ProtocolVersion::V3_1_1).kind(),
+            ErrorKind::EmptyTopicName
+        );
+        // A Topic Alias of 0 is reported as such (0x94).
+        let err = decode_err(
+            &[0x30, 0x08, 0x00, 0x00, 0x03, 0x23, 0x00, 0x00, b'h', b'i'],
+            ProtocolVersion::V5,
+        );
+        assert_eq!(
+            (err.kind(), err.reason_code()),
+            (ErrorKind::TopicAliasZero, ReasonCode::TopicAliasInvalid)
+        );
+        assert_eq!(err.spec_ref(), Some("MQTT-3.3.2-8"));
+    }
+
+    #[test]
+    fn malformed_publishes() {
+        let v3 = ProtocolVersion::V3_1_1;
+        let cases: &[(&[u8], ErrorKind, Option<&str>)] = &[
+            (
+                &[0x36, 0x05, 0x00, 0x01, b'a', 0x00, 0x01],
+                ErrorKind::InvalidPublishQos,
+                Some("MQTT-3.3.1-4"),
+            ),
+            (
+                &[0x38, 0x03, 0x00, 0x01, b'a'],
+                ErrorKind::DupWithQos0,
+                Some("MQTT-3.3.1-2"),
+            ),
+            (
+                &[0x32, 0x05, 0x00, 0x01, b'a', 0x00, 0x00],
+                ErrorKind::ZeroPacketId,
+                Some("MQTT-2.3.1-1"),
+            ),
+            (
+                &[0x32, 0x04, 0x00, 0x01, b'a', 0x00],
+                ErrorKind::Truncated,
+                None,
+            ),
+            (
+                &[0x30, 0x03, 0x00, 0x01, b'+'],
+                ErrorKind::InvalidTopicName(TopicError::WildcardInName),
+                Some("MQTT-3.3.2-2"),
+            ),
+            (
+                &[0x30, 0x05, 0x00, 0x03, b'a', b'/', b'#'],
+                ErrorKind::InvalidTopicName(TopicError::WildcardInName),
+                Some("MQTT-3.3.2-2"),
+            ),
+            (
+                &[0x30, 0x03, 0x00, 0x01, 0xff],
+                ErrorKind::InvalidUtf8,
+                Some("MQTT-1.5.3-1"),
+            ),
+            (
+                &[0x30, 0x05, 0x00, 0x03, 0xed, 0xa0, 0x80],
+                ErrorKind::InvalidUtf8,
+                Some("MQTT-1.5.3-1"),
+            ),
+            (
+                &[0x30, 0x03, 0x00, 0x01, 0x00],
+                ErrorKind::NullCharacter,
+                Some("MQTT-1.5.3-2"),
+            ),
+            (
+                &[0x30, 0x04, 0x00, 0x05, b'a', b'b'],
+                ErrorKind::Truncated,
+                None,
+            ),
+            (
+                &[0x30, 0x02, 0x00, 0x00],
+                ErrorKind::EmptyTopicName,
+                Some("MQTT-4.7.3-1"),
+            ),
+        ];
+        for (bytes, kind, spec) in cases {
+            let err = decode_err(bytes, v3);
+            assert_eq!((err.kind(), err.spec_ref()), (*kind, *spec), "{bytes:x?}");
+        }
+        assert_eq!(
+            decode_err(&[0x30, 0x03, 0x00, 0x01, b'+'], v3).reason_code(),
+            ReasonCode::TopicNameInvalid
+        );
+        assert_eq!(
+            decode_err(&[0x36, 0x03, 0x00, 0x01, b'a'], v3).reason_code(),
+            ReasonCode::MalformedPacket
+        );
+    }
+
+    #[test]
+    fn encoder_rejects_inconsistent_packet_ids() {
+        let v3 = ProtocolVersion::V3_1_1;
+        let cases = [publish(QoS::AtMostOnce, 1), publish(QoS::AtLeastOnce, 0)];
+        for p in cases {
+            let err = encode_err(&Packet::from(p), v3);
+            assert_eq!(
+                (err.kind(), err.spec_ref()),
+                (ErrorKind::PacketIdMismatch, Some("MQTT-2.3.1-5"))
+            );
+        }
+        let mut p = publish(QoS::AtMostOnce, 0);
+        p.dup = true;
+        assert_eq!(
+            encode_err(&Packet::from(p), v3).kind(),
+            ErrorKind::DupWithQos0
+        );
+    }
+}
