@@ -49,3 +49,8 @@ pub use reason::ReasonCode;
 pub use string::{ByteStr, MAX_STRING_LEN, StringError};
 pub use topic::{TopicError, TopicFilter, TopicName};
 pub use wire::VARINT_MAX;
+
+/// The examples in the repository's README, run as doc tests so the README cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Midge's whole test suite: the README's test command, and all that CI runs (.ci/run).
+# Installs what it needs first (scripts/setup.sh), so it passes on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() {
+    printf '\n==> %s\n' "$1"
+    shift
+    "$@"
+}
+
+step "setup" scripts/setup.sh
+step "formatting" cargo fmt --all --check
+step "lints" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "codec builds for the browser (wasm32-unknown-unknown, no std I/O)" \
+    cargo build -p midge-codec --target wasm32-unknown-unknown --release --locked
+step "tests" cargo test --workspace --locked
