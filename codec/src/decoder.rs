@@ -96,7 +96,7 @@ impl Decoder {
         }
         let mut body = buf.split_to(size).freeze();
         body.advance(header_len);
-        let packet = Packet::decode_body(first, &body, self.version)?;
+        let packet = Packet::decode_body(first, body, self.version)?;
         if let Packet::Connect(connect) = &packet {
             self.version = connect.protocol_version;
         }

@@ -111,14 +111,14 @@ impl SubscriptionId {
 
 /// A property value's wire format (§2.2.2.2, the Data Type column).
 pub(crate) trait Value: Sized {
-    fn read(r: &mut Reader<'_>, id: PropertyId) -> Result<Self, ErrorKind>;
+    fn read(r: &mut Reader, id: PropertyId) -> Result<Self, ErrorKind>;
     fn len(&self) -> usize;
     fn write(&self, dst: &mut BytesMut);
 }
 
 /// Byte properties whose only values are 0 and 1.
 impl Value for bool {
-    fn read(r: &mut Reader<'_>, id: PropertyId) -> Result<Self, ErrorKind> {
+    fn read(r: &mut Reader, id: PropertyId) -> Result<Self, ErrorKind> {
         match r.u8()? {
             0 => Ok(false),
             1 => Ok(true),
@@ -135,7 +135,7 @@ impl Value for bool {
 
 /// Maximum QoS (0x24) is the only QoS-valued property, and may only be 0 or 1.
 impl Value for QoS {
-    fn read(r: &mut Reader<'_>, id: PropertyId) -> Result<Self, ErrorKind> {
+    fn read(r: &mut Reader, id: PropertyId) -> Result<Self, ErrorKind> {
         match r.u8()? {
             0 => Ok(QoS::AtMostOnce),
             1 => Ok(QoS::AtLeastOnce),
@@ -151,7 +151,7 @@ impl Value for QoS {
 }
 
 impl Value for u16 {
-    fn read(r: &mut Reader<'_>, _: PropertyId) -> Result<Self, ErrorKind> {
+    fn read(r: &mut Reader, _: PropertyId) -> Result<Self, ErrorKind> {
         r.u16()
     }
     fn len(&self) -> usize {
@@ -163,7 +163,7 @@ impl Value for u16 {
 }
 
 impl Value for NonZeroU16 {
-    fn read(r: &mut Reader<'_>, id: PropertyId) -> Result<Self, ErrorKind> {
+    fn read(r: &mut Reader, id: PropertyId) -> Result<Self, ErrorKind> {
         NonZeroU16::new(r.u16()?).ok_or(match id {
             PropertyId::TopicAlias => ErrorKind::TopicAliasZero,
             _ => ErrorKind::InvalidPropertyValue(id),
@@ -178,7 +178,7 @@ impl Value for NonZeroU16 {
 }
 
 impl Value for u32 {
-    fn read(r: &mut Reader<'_>, _: PropertyId) -> Result<Self, ErrorKind> {
+    fn read(r: &mut Reader, _: PropertyId) -> Result<Self, ErrorKind> {
         r.u32()
     }
     fn len(&self) -> usize {
@@ -190,7 +190,7 @@ impl Value for u32 {
 }
 
 impl Value for NonZeroU32 {
-    fn read(r: &mut Reader<'_>, id: PropertyId) -> Result<Self, ErrorKind> {
+    fn read(r: &mut Reader, id: PropertyId) -> Result<Self, ErrorKind> {
         NonZeroU32::new(r.u32()?).ok_or(ErrorKind::InvalidPropertyValue(id))
     }
     fn len(&self) -> usize {
@@ -202,7 +202,7 @@ impl Value for NonZeroU32 {
 }
 
 impl Value for SubscriptionId {
-    fn read(r: &mut Reader<'_>, id: PropertyId) -> Result<Self, ErrorKind> {
+    fn read(r: &mut Reader, id: PropertyId) -> Result<Self, ErrorKind> {
         SubscriptionId::new(r.varint()?).ok_or(ErrorKind::InvalidPropertyValue(id))
     }
     fn len(&self) -> usize {
@@ -214,7 +214,7 @@ impl Value for SubscriptionId {
 }
 
 impl Value for ByteStr {
-    fn read(r: &mut Reader<'_>, _: PropertyId) -> Result<Self, ErrorKind> {
+    fn read(r: &mut Reader, _: PropertyId) -> Result<Self, ErrorKind> {
         r.string()
     }
     fn len(&self) -> usize {
@@ -226,8 +226,8 @@ impl Value for ByteStr {
 }
 
 impl Value for TopicName {
-    fn read(r: &mut Reader<'_>, _: PropertyId) -> Result<Self, ErrorKind> {
-        TopicName::from_wire(r.string()?)
+    fn read(r: &mut Reader, _: PropertyId) -> Result<Self, ErrorKind> {
+        r.topic_name()
     }
     fn len(&self) -> usize {
         wire::binary_len(self.as_str().len())
@@ -239,7 +239,7 @@ impl Value for TopicName {
 
 /// Binary Data properties (Correlation Data, Authentication Data).
 impl Value for Bytes {
-    fn read(r: &mut Reader<'_>, _: PropertyId) -> Result<Self, ErrorKind> {
+    fn read(r: &mut Reader, _: PropertyId) -> Result<Self, ErrorKind> {
         r.binary()
     }
     fn len(&self) -> usize {
@@ -251,7 +251,7 @@ impl Value for Bytes {
 }
 
 impl Value for UserProperty {
-    fn read(r: &mut Reader<'_>, _: PropertyId) -> Result<Self, ErrorKind> {
+    fn read(r: &mut Reader, _: PropertyId) -> Result<Self, ErrorKind> {
         Ok(UserProperty {
             name: r.string()?,
             value: r.string()?,
@@ -268,13 +268,13 @@ impl Value for UserProperty {
 
 /// Where a decoded property goes: an `Option` takes one, a `Vec` any number.
 pub(crate) trait Slot {
-    fn fill(&mut self, id: PropertyId, r: &mut Reader<'_>) -> Result<(), ErrorKind>;
+    fn fill(&mut self, id: PropertyId, r: &mut Reader) -> Result<(), ErrorKind>;
     fn len(&self) -> usize;
     fn write(&self, id: PropertyId, dst: &mut BytesMut);
 }
 
 impl<T: Value> Slot for Option<T> {
-    fn fill(&mut self, id: PropertyId, r: &mut Reader<'_>) -> Result<(), ErrorKind> {
+    fn fill(&mut self, id: PropertyId, r: &mut Reader) -> Result<(), ErrorKind> {
         if self.is_some() {
             return Err(ErrorKind::DuplicateProperty(id));
         }
@@ -293,7 +293,7 @@ impl<T: Value> Slot for Option<T> {
 }
 
 impl<T: Value> Slot for Vec<T> {
-    fn fill(&mut self, id: PropertyId, r: &mut Reader<'_>) -> Result<(), ErrorKind> {
+    fn fill(&mut self, id: PropertyId, r: &mut Reader) -> Result<(), ErrorKind> {
         self.push(T::read(r, id)?);
         Ok(())
     }
@@ -311,7 +311,7 @@ impl<T: Value> Slot for Vec<T> {
 /// The operations the packets need from every property set.
 pub(crate) trait PropertySet: Default {
     /// Reads the Property Length and the properties it covers.
-    fn decode(r: &mut Reader<'_>) -> Result<Self, ErrorKind>;
+    fn decode(r: &mut Reader) -> Result<Self, ErrorKind>;
     /// The length of the properties, without the Property Length in front.
     fn properties_len(&self) -> usize;
     /// Writes the properties, without the Property Length in front.
@@ -351,22 +351,23 @@ macro_rules! property_set {
         }
 
         impl PropertySet for $name {
-            fn decode(r: &mut Reader<'_>) -> Result<Self, ErrorKind> {
+            fn decode(r: &mut Reader) -> Result<Self, ErrorKind> {
                 let len = r.varint()? as usize;
-                let mut r = r.sub(len)?;
-                let mut set = Self::default();
-                while r.has_remaining() {
-                    let raw = r.varint()?;
-                    let id = PropertyId::from_u32(raw).ok_or(ErrorKind::UnknownProperty(raw))?;
-                    match id {
-                        $(PropertyId::$id => Slot::fill(&mut set.$field, id, &mut r)?,)*
-                        #[allow(unreachable_patterns)]
-                        property => {
-                            return Err(ErrorKind::PropertyNotAllowed { packet: $packet, property })
+                r.limited(len, |r| {
+                    let mut set = Self::default();
+                    while r.has_remaining() {
+                        let raw = r.varint()?;
+                        let id = PropertyId::from_u32(raw).ok_or(ErrorKind::UnknownProperty(raw))?;
+                        match id {
+                            $(PropertyId::$id => Slot::fill(&mut set.$field, id, r)?,)*
+                            #[allow(unreachable_patterns)]
+                            property => {
+                                return Err(ErrorKind::PropertyNotAllowed { packet: $packet, property })
+                            }
                         }
                     }
-                }
-                Ok(set)
+                    Ok(set)
+                })
             }
 
             fn properties_len(&self) -> usize {

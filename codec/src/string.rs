@@ -52,13 +52,13 @@ impl ByteStr {
 
     /// A string from raw bytes received on the wire.
     pub(crate) fn from_wire(bytes: Bytes) -> Result<Self, ErrorKind> {
-        if std::str::from_utf8(&bytes).is_err() {
-            return Err(ErrorKind::InvalidUtf8);
-        }
-        if bytes.contains(&0) {
-            return Err(ErrorKind::NullCharacter);
-        }
+        check_wire(&bytes, false)?;
         Ok(ByteStr(bytes))
+    }
+
+    /// Wraps bytes that [`check_wire`] accepted.
+    pub(crate) fn from_checked(bytes: Bytes) -> Self {
+        ByteStr(bytes)
     }
 
     /// The string.
@@ -67,7 +67,7 @@ impl ByteStr {
         // cost a scan, so this is the one place that relies on it.
         #[allow(unsafe_code)]
         // SAFETY: `ByteStr` is only built from `&str`, `String`, or bytes that passed
-        // `std::str::from_utf8` (see `from_wire`), and is immutable.
+        // `std::str::from_utf8` (see `check_wire`), and is immutable.
         unsafe {
             std::str::from_utf8_unchecked(&self.0)
         }
@@ -92,6 +92,31 @@ impl ByteStr {
         }
         Ok(())
     }
+}
+
+/// Checks received string bytes in one pass: well-formed UTF-8 [MQTT-1.5.4-1], no U+0000
+/// [MQTT-1.5.4-2] and, for a topic name, no wildcard. ASCII, the common case, needs no
+/// second pass for UTF-8.
+pub(crate) fn check_wire(bytes: &[u8], topic_name: bool) -> Result<(), ErrorKind> {
+    // Branch-free so that the loop vectorises: topics are scanned on every PUBLISH.
+    let (mut high_bits, mut null, mut wildcard) = (0u8, false, false);
+    for &b in bytes {
+        high_bits |= b;
+        null |= b == 0;
+        wildcard |= (b == b'+') | (b == b'#');
+    }
+    if high_bits >= 0x80 && std::str::from_utf8(bytes).is_err() {
+        return Err(ErrorKind::InvalidUtf8);
+    }
+    if null {
+        return Err(ErrorKind::NullCharacter);
+    }
+    if topic_name && wildcard {
+        return Err(ErrorKind::InvalidTopicName(
+            crate::TopicError::WildcardInName,
+        ));
+    }
+    Ok(())
 }
 
 impl TryFrom<&str> for ByteStr {

@@ -113,13 +113,11 @@ impl TopicName {
         Ok(())
     }
 
-    /// Checks a string decoded from a packet. An empty name is accepted here: whether it is
-    /// allowed depends on the Topic Alias, which the PUBLISH decoder checks.
-    pub(crate) fn from_wire(s: ByteStr) -> Result<Self, ErrorKind> {
-        if !s.is_empty() {
-            Self::check(&s).map_err(ErrorKind::InvalidTopicName)?;
-        }
-        Ok(TopicName(s))
+    /// Checks a topic name received in a packet. An empty name is accepted here: whether it
+    /// is allowed depends on the Topic Alias, which the PUBLISH decoder checks.
+    pub(crate) fn from_wire(bytes: Bytes) -> Result<Self, ErrorKind> {
+        crate::string::check_wire(&bytes, true)?;
+        Ok(TopicName(ByteStr::from_checked(bytes)))
     }
 
     /// The name.

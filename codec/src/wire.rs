@@ -4,7 +4,7 @@
 //! [`Reader`] is a bounds-checked cursor over one packet's bytes; it never panics and
 //! hands out zero-copy [`Bytes`] slices of the packet.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::ErrorKind;
 use crate::string::ByteStr;
@@ -12,20 +12,18 @@ use crate::string::ByteStr;
 /// The largest value a variable byte integer can hold (four bytes of seven bits).
 pub const VARINT_MAX: u32 = 268_435_455;
 
-/// A cursor over `buf[pos..end]`.
-pub(crate) struct Reader<'a> {
-    buf: &'a Bytes,
+/// A cursor over `buf[pos..end]`, owning the packet's bytes so that the last field (a
+/// PUBLISH payload) can be handed out without touching the reference count.
+pub(crate) struct Reader {
+    buf: Bytes,
     pos: usize,
     end: usize,
 }
 
-impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a Bytes) -> Self {
-        Reader {
-            buf,
-            pos: 0,
-            end: buf.len(),
-        }
+impl Reader {
+    pub(crate) fn new(buf: Bytes) -> Self {
+        let end = buf.len();
+        Reader { buf, pos: 0, end }
     }
 
     pub(crate) fn remaining(&self) -> usize {
@@ -45,14 +43,22 @@ impl<'a> Reader<'a> {
         Ok(start..self.pos)
     }
 
-    /// A reader over the next `n` bytes, which this reader skips.
-    pub(crate) fn sub(&mut self, n: usize) -> Result<Reader<'a>, ErrorKind> {
-        let range = self.take(n)?;
-        Ok(Reader {
-            buf: self.buf,
-            pos: range.start,
-            end: range.end,
-        })
+    /// Runs `read` on the next `n` bytes only (a length-prefixed group such as the
+    /// properties), then skips past them: reading beyond them is [`ErrorKind::Truncated`].
+    pub(crate) fn limited<T>(
+        &mut self,
+        n: usize,
+        read: impl FnOnce(&mut Reader) -> Result<T, ErrorKind>,
+    ) -> Result<T, ErrorKind> {
+        if self.remaining() < n {
+            return Err(ErrorKind::Truncated);
+        }
+        let outer_end = self.end;
+        self.end = self.pos + n;
+        let result = read(self);
+        self.pos = self.end;
+        self.end = outer_end;
+        result
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], ErrorKind> {
@@ -105,11 +111,19 @@ impl<'a> Reader<'a> {
         ByteStr::from_wire(self.binary()?)
     }
 
-    /// Everything left, as a zero-copy slice.
+    /// A topic name: a UTF-8 Encoded String without wildcards (possibly empty).
+    pub(crate) fn topic_name(&mut self) -> Result<crate::TopicName, ErrorKind> {
+        crate::TopicName::from_wire(self.binary()?)
+    }
+
+    /// Everything left: the packet's own bytes, advanced past what was read.
     pub(crate) fn rest(&mut self) -> Bytes {
-        let range = self.pos..self.end;
-        self.pos = self.end;
-        self.buf.slice(range)
+        let mut rest = std::mem::take(&mut self.buf);
+        rest.truncate(self.end);
+        rest.advance(self.pos);
+        self.pos = 0;
+        self.end = 0;
+        rest
     }
 }
 

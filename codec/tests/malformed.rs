@@ -3,6 +3,14 @@
 //!
 //! Byte-vector tests beside each packet cover more cases; this table is the index.
 
+// Test code: strategies and helpers outside #[test] functions may unwrap and index.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use bytes::BytesMut;
 use midge_codec::{
     Decoder, ErrorKind, PacketType, PropertyId, ProtocolVersion, ReasonCode, TopicError,

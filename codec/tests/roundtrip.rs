@@ -4,6 +4,14 @@
 //!   packets;
 //! - arbitrary bytes never make the decoder panic.
 
+// Test code: strategies and helpers outside #[test] functions may unwrap and index.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::num::{NonZeroU16, NonZeroU32};
 
 use bytes::{Bytes, BytesMut};

@@ -15,7 +15,7 @@ use crate::wire::Reader;
 /// The shared layout: packet identifier, then (5.0) reason code and properties, each
 /// omitted when it has its default value and nothing follows it (§3.4.2.1).
 fn decode(
-    r: &mut Reader<'_>,
+    r: &mut Reader,
     version: ProtocolVersion,
     packet: PacketType,
     allowed: &[ReasonCode],
@@ -85,7 +85,7 @@ macro_rules! ack_packet {
         impl Body for $name {
             const TYPE: PacketType = PacketType::$name;
 
-            fn decode(_: u8, r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, ErrorKind> {
+            fn decode(_: u8, r: &mut Reader, version: ProtocolVersion) -> Result<Self, ErrorKind> {
                 let (packet_id, reason_code, properties) = decode(r, version, Self::TYPE, $allowed)?;
                 Ok($name { packet_id, reason_code, properties })
             }

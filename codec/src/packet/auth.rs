@@ -20,7 +20,7 @@ pub struct Auth {
 impl Body for Auth {
     const TYPE: PacketType = PacketType::Auth;
 
-    fn decode(_: u8, r: &mut Reader<'_>, _: ProtocolVersion) -> Result<Self, ErrorKind> {
+    fn decode(_: u8, r: &mut Reader, _: ProtocolVersion) -> Result<Self, ErrorKind> {
         // Only remaining length 0 may omit the reason code and properties (§3.15.2.1).
         if !r.has_remaining() {
             return Ok(Auth::default());

@@ -22,7 +22,7 @@ pub struct ConnAck {
 impl Body for ConnAck {
     const TYPE: PacketType = PacketType::ConnAck;
 
-    fn decode(_: u8, r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, ErrorKind> {
+    fn decode(_: u8, r: &mut Reader, version: ProtocolVersion) -> Result<Self, ErrorKind> {
         let flags = r.u8()?;
         if flags & !1 != 0 {
             return Err(ErrorKind::ConnAckReservedFlags);

@@ -91,7 +91,7 @@ impl Connect {
 }
 
 /// Reads the protocol name and level, which decide the rules for the rest of the packet.
-fn read_version(r: &mut Reader<'_>) -> Result<ProtocolVersion, DecodeError> {
+fn read_version(r: &mut Reader) -> Result<ProtocolVersion, DecodeError> {
     // Until the level is known, errors are reported in 3.1.1 terms: a client of any version
     // understands a 3.1.1 CONNACK refusing its protocol version (§3.1.2.2).
     let v311 = |kind| DecodeError::new(kind, ProtocolVersion::V3_1_1);
@@ -107,7 +107,7 @@ fn read_version(r: &mut Reader<'_>) -> Result<ProtocolVersion, DecodeError> {
 }
 
 /// Decodes a CONNECT by the rules of the version it announces.
-pub(super) fn decode_packet(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
+pub(super) fn decode_packet(r: &mut Reader) -> Result<Connect, DecodeError> {
     let version = read_version(r)?;
     let connect = decode_after_version(version, r).map_err(|k| DecodeError::new(k, version))?;
     if r.has_remaining() {
@@ -119,10 +119,7 @@ pub(super) fn decode_packet(r: &mut Reader<'_>) -> Result<Connect, DecodeError> 
     Ok(connect)
 }
 
-fn decode_after_version(
-    version: ProtocolVersion,
-    r: &mut Reader<'_>,
-) -> Result<Connect, ErrorKind> {
+fn decode_after_version(version: ProtocolVersion, r: &mut Reader) -> Result<Connect, ErrorKind> {
     let flags = r.u8()?;
     if flags & RESERVED != 0 {
         return Err(ErrorKind::ConnectReservedFlag);
@@ -152,7 +149,7 @@ fn decode_after_version(
         } else {
             Default::default()
         };
-        let topic = TopicName::from_wire(r.string()?)?;
+        let topic = r.topic_name()?;
         if topic.is_empty() {
             return Err(ErrorKind::InvalidTopicName(crate::TopicError::Empty));
         }
@@ -192,7 +189,7 @@ fn decode_after_version(
 impl Body for Connect {
     const TYPE: PacketType = PacketType::Connect;
 
-    fn decode(_: u8, r: &mut Reader<'_>, _: ProtocolVersion) -> Result<Self, ErrorKind> {
+    fn decode(_: u8, r: &mut Reader, _: ProtocolVersion) -> Result<Self, ErrorKind> {
         decode_packet(r).map_err(|e| e.kind())
     }
 

@@ -30,7 +30,7 @@ impl Disconnect {
 impl Body for Disconnect {
     const TYPE: PacketType = PacketType::Disconnect;
 
-    fn decode(_: u8, r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, ErrorKind> {
+    fn decode(_: u8, r: &mut Reader, version: ProtocolVersion) -> Result<Self, ErrorKind> {
         // Remaining length 0: normal disconnection; 1: a reason code alone (§3.14.2.1).
         if !version.is_v5() || !r.has_remaining() {
             return Ok(Disconnect::default());

@@ -221,7 +221,7 @@ pub(crate) trait Body: Sized {
 
     /// Decodes the variable header and payload. `flags` are the fixed header's low four
     /// bits, already checked for every type but PUBLISH.
-    fn decode(flags: u8, r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, ErrorKind>;
+    fn decode(flags: u8, r: &mut Reader, version: ProtocolVersion) -> Result<Self, ErrorKind>;
 
     /// Checks what the types cannot express before encoding.
     fn validate(&self, _version: ProtocolVersion) -> Result<(), ErrorKind> {
@@ -302,9 +302,10 @@ fn first_byte<B: Body>(body: &B) -> u8 {
     ((B::TYPE as u8) << 4) | body.flags()
 }
 
+#[inline(always)]
 fn decode_body<B: Body>(
     flags: u8,
-    r: &mut Reader<'_>,
+    r: &mut Reader,
     version: ProtocolVersion,
 ) -> Result<B, ErrorKind> {
     let body = B::decode(flags, r, version)?;
@@ -327,9 +328,10 @@ impl Packet {
     /// `Remaining Length` bytes after the fixed header. Framing is [`crate::Decoder`]'s job.
     ///
     /// A CONNECT is decoded by the rules of the version it announces, whatever `version` is.
+    #[inline]
     pub fn decode_body(
         first: u8,
-        body: &Bytes,
+        body: Bytes,
         version: ProtocolVersion,
     ) -> Result<Packet, DecodeError> {
         let err = |kind| DecodeError::new(kind, version);
@@ -464,13 +466,13 @@ pub(crate) fn check_first_byte(
 }
 
 /// Reads a packet identifier, rejecting 0.
-pub(crate) fn read_packet_id(r: &mut Reader<'_>) -> Result<PacketId, ErrorKind> {
+pub(crate) fn read_packet_id(r: &mut Reader) -> Result<PacketId, ErrorKind> {
     PacketId::new(r.u16()?).ok_or(ErrorKind::ZeroPacketId)
 }
 
 /// Reads an MQTT 5.0 reason code and checks it is one `packet` may carry.
 pub(crate) fn read_reason_code(
-    r: &mut Reader<'_>,
+    r: &mut Reader,
     packet: PacketType,
     allowed: &[crate::ReasonCode],
 ) -> Result<crate::ReasonCode, ErrorKind> {

@@ -48,13 +48,14 @@ impl Publish {
 impl Body for Publish {
     const TYPE: PacketType = PacketType::Publish;
 
-    fn decode(flags: u8, r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, ErrorKind> {
+    #[inline]
+    fn decode(flags: u8, r: &mut Reader, version: ProtocolVersion) -> Result<Self, ErrorKind> {
         let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(ErrorKind::InvalidPublishQos)?;
         let dup = flags & DUP != 0;
         if dup && qos == QoS::AtMostOnce {
             return Err(ErrorKind::DupWithQos0);
         }
-        let topic = TopicName::from_wire(r.string()?)?;
+        let topic = r.topic_name()?;
         let packet_id = match qos {
             QoS::AtMostOnce => None,
             QoS::AtLeastOnce | QoS::ExactlyOnce => Some(read_packet_id(r)?),

@@ -44,7 +44,7 @@ const V3_SUBACK: &[ReasonCode] = &[
 
 /// Reads the packet identifier, the properties (5.0) and the reason codes filling the rest.
 fn decode(
-    r: &mut Reader<'_>,
+    r: &mut Reader,
     version: ProtocolVersion,
     packet: PacketType,
     allowed: &[ReasonCode],
@@ -68,7 +68,7 @@ fn decode(
 impl Body for SubAck {
     const TYPE: PacketType = PacketType::SubAck;
 
-    fn decode(_: u8, r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, ErrorKind> {
+    fn decode(_: u8, r: &mut Reader, version: ProtocolVersion) -> Result<Self, ErrorKind> {
         let allowed = if version.is_v5() {
             allowed::SUBACK
         } else {
@@ -118,7 +118,7 @@ impl Body for SubAck {
 impl Body for UnsubAck {
     const TYPE: PacketType = PacketType::UnsubAck;
 
-    fn decode(_: u8, r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, ErrorKind> {
+    fn decode(_: u8, r: &mut Reader, version: ProtocolVersion) -> Result<Self, ErrorKind> {
         if !version.is_v5() {
             let packet_id = read_packet_id(r)?;
             return Ok(UnsubAck {

@@ -104,7 +104,7 @@ pub struct Subscribe {
 impl Body for Subscribe {
     const TYPE: PacketType = PacketType::Subscribe;
 
-    fn decode(_: u8, r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, ErrorKind> {
+    fn decode(_: u8, r: &mut Reader, version: ProtocolVersion) -> Result<Self, ErrorKind> {
         let packet_id = read_packet_id(r)?;
         let properties = if version.is_v5() {
             SubscribeProperties::decode(r)?

@@ -22,7 +22,7 @@ pub struct Unsubscribe {
 impl Body for Unsubscribe {
     const TYPE: PacketType = PacketType::Unsubscribe;
 
-    fn decode(_: u8, r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, ErrorKind> {
+    fn decode(_: u8, r: &mut Reader, version: ProtocolVersion) -> Result<Self, ErrorKind> {
         let packet_id = read_packet_id(r)?;
         let properties = if version.is_v5() {
             UnsubscribeProperties::decode(r)?
