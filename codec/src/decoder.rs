@@ -96,11 +96,7 @@ impl Decoder {
         }
         let mut body = buf.split_to(size).freeze();
         body.advance(header_len);
-        let packet = Packet::decode_body(first, body, self.version)?;
-        if let Packet::Connect(connect) = &packet {
-            self.version = connect.protocol_version;
-        }
-        Ok(Some(packet))
+        packet::decode(first, body, &mut self.version)
     }
 }
 

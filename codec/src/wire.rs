@@ -128,6 +128,7 @@ impl Reader {
 }
 
 /// The number of bytes `value` takes as a variable byte integer.
+#[inline]
 pub(crate) fn varint_len(value: usize) -> usize {
     match value {
         0..=127 => 1,
@@ -138,6 +139,7 @@ pub(crate) fn varint_len(value: usize) -> usize {
 }
 
 /// Writes `value` (at most [`VARINT_MAX`], which callers check) as a variable byte integer.
+#[inline]
 pub(crate) fn put_varint(dst: &mut BytesMut, value: usize) {
     let mut value = value;
     loop {
@@ -156,6 +158,7 @@ pub(crate) fn put_varint(dst: &mut BytesMut, value: usize) {
 }
 
 /// Writes Binary Data: a two-byte length (callers guarantee at most 65,535 bytes), then the bytes.
+#[inline]
 pub(crate) fn put_binary(dst: &mut BytesMut, data: &[u8]) {
     #[allow(clippy::cast_possible_truncation)]
     dst.put_u16(data.len() as u16);
@@ -163,6 +166,7 @@ pub(crate) fn put_binary(dst: &mut BytesMut, data: &[u8]) {
 }
 
 /// The encoded length of Binary Data or a UTF-8 string of `n` bytes.
+#[inline]
 pub(crate) fn binary_len(n: usize) -> usize {
     2 + n
 }

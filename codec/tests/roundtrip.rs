@@ -357,7 +357,8 @@ fn publish(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
                     topic,
                     packet_id,
                     payload,
-                    properties,
+                    // Empty properties box or none: the same packet.
+                    properties: Some(Box::new(properties)),
                 })
             },
         )

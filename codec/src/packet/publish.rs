@@ -12,7 +12,9 @@ const DUP: u8 = 0b1000;
 const RETAIN: u8 = 0b0001;
 
 /// A PUBLISH packet. The payload is a zero-copy slice of the buffer it was decoded from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Two PUBLISH packets are equal when their fields are, reading absent properties as empty.
+#[derive(Clone, Debug)]
 pub struct Publish {
     /// Whether this is a redelivery (QoS 1 and 2 only).
     pub dup: bool,
@@ -26,9 +28,15 @@ pub struct Publish {
     pub packet_id: Option<PacketId>,
     /// The application message.
     pub payload: Bytes,
-    /// MQTT 5.0 properties.
-    pub properties: PublishProperties,
+    /// MQTT 5.0 properties, `None` when there are none (always before 5.0). Boxed: most
+    /// messages carry none, and a PUBLISH is moved and queued far more than any other
+    /// packet, so it stays under 100 bytes. See [`Publish::properties`] and
+    /// [`Publish::properties_mut`].
+    pub properties: Option<Box<PublishProperties>>,
 }
+
+/// What [`Publish::properties`] shows when there are none.
+static NO_PROPERTIES: PublishProperties = PublishProperties::EMPTY;
 
 impl Publish {
     /// A QoS 0 message with no flags and no properties.
@@ -40,10 +48,32 @@ impl Publish {
             topic,
             packet_id: None,
             payload: payload.into(),
-            properties: PublishProperties::default(),
+            properties: None,
         }
     }
+
+    /// The properties; empty when there are none.
+    pub fn properties(&self) -> &PublishProperties {
+        self.properties.as_deref().unwrap_or(&NO_PROPERTIES)
+    }
+
+    /// The properties, to change, allocated on first use.
+    pub fn properties_mut(&mut self) -> &mut PublishProperties {
+        self.properties.get_or_insert_with(Box::default)
+    }
 }
+
+impl PartialEq for Publish {
+    fn eq(&self, other: &Self) -> bool {
+        (self.dup, self.qos, self.retain, self.packet_id)
+            == (other.dup, other.qos, other.retain, other.packet_id)
+            && self.topic == other.topic
+            && self.payload == other.payload
+            && self.properties() == other.properties()
+    }
+}
+
+impl Eq for Publish {}
 
 impl Body for Publish {
     const TYPE: PacketType = PacketType::Publish;
@@ -61,14 +91,11 @@ impl Body for Publish {
             QoS::AtLeastOnce | QoS::ExactlyOnce => Some(read_packet_id(r)?),
         };
         let properties = if version.is_v5() {
-            PublishProperties::decode(r)?
+            PublishProperties::decode_boxed(r)?
         } else {
-            Default::default()
+            None
         };
-        if topic.is_empty() && properties.topic_alias.is_none() {
-            return Err(ErrorKind::EmptyTopicName);
-        }
-        Ok(Publish {
+        let publish = Publish {
             dup,
             qos,
             retain: flags & RETAIN != 0,
@@ -76,7 +103,11 @@ impl Body for Publish {
             packet_id,
             payload: r.rest(),
             properties,
-        })
+        };
+        if publish.topic.is_empty() && publish.properties().topic_alias.is_none() {
+            return Err(ErrorKind::EmptyTopicName);
+        }
+        Ok(publish)
     }
 
     fn validate(&self, version: ProtocolVersion) -> Result<(), ErrorKind> {
@@ -86,7 +117,7 @@ impl Body for Publish {
         if self.dup && self.qos == QoS::AtMostOnce {
             return Err(ErrorKind::DupWithQos0);
         }
-        let aliased = version.is_v5() && self.properties.topic_alias.is_some();
+        let aliased = version.is_v5() && self.properties().topic_alias.is_some();
         if self.topic.is_empty() && !aliased {
             return Err(ErrorKind::EmptyTopicName);
         }
@@ -110,7 +141,10 @@ impl Body for Publish {
             len += 2;
         }
         if version.is_v5() {
-            len += self.properties.encoded_len();
+            len += self
+                .properties
+                .as_deref()
+                .map_or(1, PropertySet::encoded_len);
         }
         len
     }
@@ -121,7 +155,10 @@ impl Body for Publish {
             dst.put_u16(id.get());
         }
         if version.is_v5() {
-            self.properties.encode(dst);
+            match self.properties.as_deref() {
+                Some(properties) => properties.encode(dst),
+                None => dst.put_u8(0),
+            }
         }
         dst.put_slice(&self.payload);
     }
@@ -160,12 +197,12 @@ mod tests {
     #[test]
     fn v5_publish_with_properties() {
         let mut p = publish(QoS::ExactlyOnce, 1);
-        p.properties.message_expiry_interval = Some(60);
-        p.properties.subscription_identifiers = vec![
+        p.properties_mut().message_expiry_interval = Some(60);
+        p.properties_mut().subscription_identifiers = vec![
             SubscriptionId::new(1).unwrap(),
             SubscriptionId::new(200).unwrap(),
         ];
-        p.properties.user_properties = vec![UserProperty {
+        p.properties_mut().user_properties = vec![UserProperty {
             name: ByteStr::from_static("k"),
             value: ByteStr::from_static("v"),
         }];
@@ -180,7 +217,7 @@ mod tests {
         assert_round_trip(&Packet::from(p.clone()), &bytes, ProtocolVersion::V5);
         // The same packet for a 3.1.1 subscriber simply has no properties.
         let mut plain = p.clone();
-        plain.properties = PublishProperties::default();
+        plain.properties = None;
         assert_eq!(
             encode(&Packet::from(p), ProtocolVersion::V3_1_1),
             encode(&Packet::from(plain), ProtocolVersion::V3_1_1)
@@ -191,7 +228,7 @@ mod tests {
     fn v5_empty_topic_needs_an_alias() {
         let mut p = publish(QoS::AtMostOnce, 0);
         p.topic = TopicName::empty_for_alias();
-        p.properties.topic_alias = NonZeroU16::new(3);
+        p.properties_mut().topic_alias = NonZeroU16::new(3);
         // Remaining length: 2 (topic) + 1 + 3 (properties) + 2 (payload) = 8.
         let bytes = [0x30, 0x08, 0x00, 0x00, 0x03, 0x23, 0x00, 0x03, b'h', b'i'];
         assert_round_trip(&Packet::from(p.clone()), &bytes, ProtocolVersion::V5);
