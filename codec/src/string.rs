@@ -97,7 +97,10 @@ impl ByteStr {
 /// Checks received string bytes: well-formed UTF-8 [MQTT-1.5.4-1], no U+0000
 /// [MQTT-1.5.4-2] and, for a topic name, no wildcard. Topics are checked on every PUBLISH,
 /// so this looks at eight bytes at a time; ASCII, the common case, needs no UTF-8 decoding.
-pub(crate) fn check_wire(bytes: &[u8], topic_name: bool) -> Result<(), ErrorKind> {
+///
+/// Returns whether the bytes contain `+` or `#`, which a topic filter then checks the
+/// placement of.
+pub(crate) fn check_wire(bytes: &[u8], topic_name: bool) -> Result<bool, ErrorKind> {
     let mut found = Found::default();
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
@@ -122,7 +125,7 @@ pub(crate) fn check_wire(bytes: &[u8], topic_name: bool) -> Result<(), ErrorKind
             crate::TopicError::WildcardInName,
         ));
     }
-    Ok(())
+    Ok(found.wildcard)
 }
 
 const LOW_BITS: u64 = 0x0101_0101_0101_0101;
@@ -220,19 +223,20 @@ mod tests {
     use super::*;
 
     /// What `check_wire` must say, written the obvious way.
-    fn reference(bytes: &[u8], topic_name: bool) -> Result<(), ErrorKind> {
+    fn reference(bytes: &[u8], topic_name: bool) -> Result<bool, ErrorKind> {
         if std::str::from_utf8(bytes).is_err() {
             return Err(ErrorKind::InvalidUtf8);
         }
         if bytes.contains(&0) {
             return Err(ErrorKind::NullCharacter);
         }
-        if topic_name && bytes.iter().any(|&b| b == b'+' || b == b'#') {
+        let wildcard = bytes.iter().any(|&b| b == b'+' || b == b'#');
+        if topic_name && wildcard {
             return Err(ErrorKind::InvalidTopicName(
                 crate::TopicError::WildcardInName,
             ));
         }
-        Ok(())
+        Ok(wildcard)
     }
 
     proptest! {

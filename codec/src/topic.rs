@@ -207,8 +207,15 @@ impl TopicFilter {
         u16::try_from(s.len() - filter.len()).map_err(|_| TopicError::TooLong)
     }
 
-    pub(crate) fn from_wire(s: ByteStr) -> Result<Self, ErrorKind> {
-        let filter_start = Self::parse(&s).map_err(ErrorKind::InvalidTopicFilter)?;
+    /// Checks a filter received in a packet. `has_wildcard` is what the string check found,
+    /// so a plain filter (the common case) is not scanned again.
+    pub(crate) fn from_wire(s: ByteStr, has_wildcard: bool) -> Result<Self, ErrorKind> {
+        let plain = !has_wildcard && !s.starts_with(SHARE_PREFIX);
+        let filter_start = if plain && !s.is_empty() {
+            0
+        } else {
+            Self::parse(&s).map_err(ErrorKind::InvalidTopicFilter)?
+        };
         Ok(TopicFilter {
             raw: s,
             filter_start,
@@ -257,14 +264,22 @@ impl TopicFilter {
     }
 }
 
+/// Checks wildcard placement in one pass over the bytes: `+` must be a whole level
+/// [MQTT-4.7.1-2], `#` a whole level and the last one [MQTT-4.7.1-1].
 fn check_filter(s: &str) -> Result<(), TopicError> {
-    let mut levels = s.split('/').peekable();
-    while let Some(level) = levels.next() {
-        if level.contains('#') && (level != "#" || levels.peek().is_some()) {
-            return Err(TopicError::MisplacedMultiLevelWildcard);
-        }
-        if level.contains('+') && level != "+" {
-            return Err(TopicError::MisplacedSingleLevelWildcard);
+    let bytes = s.as_bytes();
+    let at = |i: Option<usize>| i.and_then(|i| bytes.get(i)).copied();
+    for (i, &b) in bytes.iter().enumerate() {
+        let starts_level = matches!(at(i.checked_sub(1)), None | Some(b'/'));
+        let after = at(i.checked_add(1));
+        match b {
+            b'+' if !starts_level || !matches!(after, None | Some(b'/')) => {
+                return Err(TopicError::MisplacedSingleLevelWildcard);
+            }
+            b'#' if !starts_level || after.is_some() => {
+                return Err(TopicError::MisplacedMultiLevelWildcard);
+            }
+            _ => {}
         }
     }
     Ok(())

@@ -111,6 +111,13 @@ impl Reader {
         ByteStr::from_wire(self.binary()?)
     }
 
+    /// A topic filter: a UTF-8 Encoded String with valid wildcards and share syntax.
+    pub(crate) fn topic_filter(&mut self) -> Result<crate::TopicFilter, ErrorKind> {
+        let bytes = self.binary()?;
+        let has_wildcard = crate::string::check_wire(&bytes, false)?;
+        crate::TopicFilter::from_wire(ByteStr::from_checked(bytes), has_wildcard)
+    }
+
     /// A topic name: a UTF-8 Encoded String without wildcards (possibly empty).
     pub(crate) fn topic_name(&mut self) -> Result<crate::TopicName, ErrorKind> {
         crate::TopicName::from_wire(self.binary()?)

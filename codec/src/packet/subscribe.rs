@@ -113,7 +113,7 @@ impl Body for Subscribe {
         };
         let mut subscriptions = Vec::new();
         while r.has_remaining() {
-            let filter = TopicFilter::from_wire(r.string()?)?;
+            let filter = r.topic_filter()?;
             let options = SubscriptionOptions::decode(r.u8()?, version)?;
             if version.is_v5() && options.no_local && filter.is_shared() {
                 return Err(ErrorKind::NoLocalOnSharedSubscription);

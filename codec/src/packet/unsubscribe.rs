@@ -31,7 +31,7 @@ impl Body for Unsubscribe {
         };
         let mut filters = Vec::new();
         while r.has_remaining() {
-            filters.push(TopicFilter::from_wire(r.string()?)?);
+            filters.push(r.topic_filter()?);
         }
         if filters.is_empty() {
             return Err(ErrorKind::NoUnsubscriptions);
