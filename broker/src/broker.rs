@@ -1,0 +1,157 @@
+//! The state every connection shares: sessions, subscriptions, retained messages, and the
+//! publish path that ties them together.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use midge_codec::{Publish, TopicFilter};
+
+use crate::config::Config;
+use crate::metrics::{self, Metrics};
+use crate::router::Router;
+use crate::session::{Outgoing, QueueLimits, Session};
+
+/// What all connection tasks share.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) metrics: Metrics,
+    router: RwLock<Router>,
+    sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    retained: RwLock<HashMap<Box<str>, Arc<Publish>>>,
+}
+
+/// A poisoned lock means a task panicked mid-update; the maps are still consistent enough
+/// to go on serving everyone else.
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config) -> Self {
+        Shared {
+            config,
+            metrics: Metrics::default(),
+            router: RwLock::default(),
+            sessions: Mutex::default(),
+            retained: RwLock::default(),
+        }
+    }
+
+    pub(crate) fn limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_queued_messages: self.config.max_queued_messages,
+        }
+    }
+
+    pub(crate) fn sessions(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn router(&self) -> RwLockWriteGuard<'_, Router> {
+        write(&self.router)
+    }
+
+    /// Delivers a message to every matching subscription, and keeps it if it is retained.
+    /// `publisher` is the client it came from (for No Local), if any.
+    pub(crate) fn publish(&self, publish: Arc<Publish>, publisher: Option<&str>) {
+        if publish.retain {
+            let mut retained = write(&self.retained);
+            if publish.payload.is_empty() {
+                retained.remove(publish.topic.as_str());
+            } else {
+                retained.insert(publish.topic.as_str().into(), publish.clone());
+            }
+        }
+        // One copy per client for overlapping plain subscriptions, at the highest granted
+        // QoS, with every matching subscription identifier (§3.3.4); shared ones each on
+        // their own.
+        let mut plain: HashMap<*const Session, (Arc<Session>, Outgoing)> = HashMap::new();
+        let mut shared: Vec<(Arc<Session>, Outgoing)> = Vec::new();
+        let router = read(&self.router);
+        router.route(&publish.topic, |target| {
+            let options = target.subscription.options;
+            if options.no_local && !target.shared && publisher == Some(&*target.session.client_id) {
+                return;
+            }
+            let qos = options.qos.min(publish.qos);
+            let retain = publish.retain && options.retain_as_published;
+            let ids = target.subscription.id.into_iter();
+            if target.shared {
+                let message = Outgoing {
+                    publish: publish.clone(),
+                    qos,
+                    retain,
+                    subscription_ids: ids.collect(),
+                };
+                shared.push((target.session.clone(), message));
+                return;
+            }
+            let entry = plain.entry(Arc::as_ptr(target.session)).or_insert_with(|| {
+                let message = Outgoing {
+                    publish: publish.clone(),
+                    qos,
+                    retain,
+                    subscription_ids: Vec::new(),
+                };
+                (target.session.clone(), message)
+            });
+            entry.1.qos = entry.1.qos.max(qos);
+            entry.1.retain |= retain;
+            entry.1.subscription_ids.extend(ids);
+        });
+        drop(router);
+        let limits = self.limits();
+        for (session, message) in plain.into_values().chain(shared) {
+            if !session.enqueue(message, limits) && session.is_connected() {
+                metrics::add(&self.metrics.messages_dropped, 1);
+                tracing::warn!(client = %session.client_id, "queue full: message dropped");
+            }
+        }
+    }
+
+    /// The retained messages matching `filter`, to send on subscribe.
+    pub(crate) fn retained_matching(&self, filter: &TopicFilter) -> Vec<Arc<Publish>> {
+        read(&self.retained)
+            .values()
+            .filter(|p| filter.matches(&p.topic))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn metrics_text(&self) -> String {
+        let retained = read(&self.retained).len();
+        let subscriptions = read(&self.router).len();
+        let sessions = self.sessions().len();
+        self.metrics.render(retained, subscriptions, sessions)
+    }
+
+    /// Empties a session: its subscriptions and queued messages go (a clean start).
+    pub(crate) fn clear_session(&self, session: &Arc<Session>) {
+        let filters: Vec<TopicFilter> = {
+            let mut state = session.lock();
+            let filters = state.subscriptions.drain().map(|(_, (f, _))| f).collect();
+            state.clear();
+            filters
+        };
+        let mut router = self.router();
+        for filter in &filters {
+            router.unsubscribe(&session.client_id, filter);
+        }
+    }
+
+    /// Ends a session: it is emptied and forgotten.
+    pub(crate) fn end_session(&self, session: &Arc<Session>) {
+        self.clear_session(session);
+        let mut sessions = self.sessions();
+        if sessions
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            sessions.remove(&session.client_id);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Configuration: a TOML file (`midge --config midge.toml`) and command-line flags, flags
+//! winning. Every key is documented in `broker/midge.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything the broker can be told.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// MQTT over TCP listeners.
+    pub tcp: Vec<SocketAddr>,
+    /// HTTP listeners: the demo page, `/metrics`, and MQTT over WebSocket at `/mqtt`.
+    pub http: Vec<SocketAddr>,
+    /// The directory of static files served over HTTP.
+    pub web: PathBuf,
+    /// Required to listen on an address other than loopback while authentication is not
+    /// configured: the broker is then open to anyone who can reach it.
+    pub allow_anonymous: bool,
+    /// The largest packet accepted, in bytes (announced to 5.0 clients).
+    pub max_packet_size: u32,
+    /// How many connections may be open at once.
+    pub max_connections: usize,
+    /// How many messages may wait for one client; beyond it QoS 0 ones are dropped first.
+    pub max_queued_messages: usize,
+    /// How many QoS 1 and 2 messages may be in flight to one client (capped by the client's
+    /// own Receive Maximum), and how many QoS 2 messages it may have in flight to us.
+    pub receive_maximum: u16,
+    /// The highest topic alias a 5.0 client may use towards the broker.
+    pub topic_alias_maximum: u16,
+    /// Seconds a new connection has to complete its handshake and CONNECT.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            tcp: vec![SocketAddr::from(([127, 0, 0, 1], 1883))],
+            http: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            web: PathBuf::from("web"),
+            allow_anonymous: false,
+            max_packet_size: 1024 * 1024,
+            max_connections: 10_000,
+            max_queued_messages: 1000,
+            receive_maximum: 100,
+            topic_alias_maximum: 64,
+            connect_timeout_secs: 10,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with where and why.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads a TOML file. Errors name the file, and the line and column of a bad key.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|span| {
+                    let line = text
+                        .get(..span.start)
+                        .map_or(0, |t| t.lines().count().max(1));
+                    format!(" line {line}:")
+                })
+                .unwrap_or_default();
+            ConfigError(format!("{}:{at} {}", path.display(), e.message()))
+        })
+    }
+
+    /// Checks the configuration is safe to run: anonymous access on a non-loopback address
+    /// must be asked for, as in Mosquitto 2.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let exposed = self
+            .tcp
+            .iter()
+            .chain(&self.http)
+            .find(|a| !a.ip().is_loopback());
+        if let (Some(addr), false) = (exposed, self.allow_anonymous) {
+            return Err(ConfigError(format!(
+                "refusing to listen on {addr}, which is not a loopback address, without \
+                 authentication: set allow_anonymous = true to let anyone who can reach it connect"
+            )));
+        }
+        if self.max_packet_size < 64 {
+            return Err(ConfigError(
+                "max_packet_size must be at least 64 bytes".into(),
+            ));
+        }
+        if self.receive_maximum == 0 {
+            return Err(ConfigError("receive_maximum must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+}

@@ -1,0 +1,728 @@
+//! One client connection, from its CONNECT to its end: one task, which reads and answers
+//! packets, sends what its session has queued, and enforces keep alive.
+//!
+//! Packets it writes are gathered in one buffer and sent once per wake-up, so a burst of
+//! acknowledgements or deliveries costs one write.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use midge_codec::properties::{AckProperties, ConnAckProperties};
+use midge_codec::{
+    ByteStr, ConnAck, Connect, DecodeError, Decoder, Disconnect, Packet, PacketId, ProtocolVersion,
+    PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
+    TopicName, UnsubAck, Unsubscribe, Will,
+};
+use tokio::sync::{Notify, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+
+use crate::broker::Shared;
+use crate::metrics;
+use crate::router::Subscription;
+use crate::session::{Inflight, Outgoing, Session};
+use crate::transport::{Reader, Writer};
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum End {
+    /// The client sent DISCONNECT; `publish_will` for 5.0's reason 0x04.
+    Disconnect { publish_will: bool },
+    /// The network connection closed or failed without a DISCONNECT.
+    Lost,
+    /// The client broke the protocol; 5.0 clients are told why.
+    Violation(ReasonCode, String),
+    /// Another connection took the session over.
+    TakenOver,
+    /// The broker is shutting down.
+    Shutdown,
+}
+
+/// Runs a connection to its end. `reader` and `writer` are the two halves of its stream.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut reader: Reader,
+    mut writer: Writer,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut decoder =
+        Decoder::new(ProtocolVersion::V5).with_max_packet_size(shared.config.max_packet_size);
+    let first = timeout(
+        shared.config.connect_timeout(),
+        read_connect(&mut reader, &mut decoder, &mut buf),
+    )
+    .await;
+    let connect = match first {
+        Ok(Ok(connect)) => connect,
+        Ok(Err(reason)) => {
+            tracing::debug!(%peer, "no valid CONNECT: {reason}");
+            writer.close().await;
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "no CONNECT within the connect timeout");
+            writer.close().await;
+            return;
+        }
+    };
+    let Some(mut connection) = Connection::accept(shared.clone(), connect, writer, peer).await
+    else {
+        return;
+    };
+    metrics::add(&shared.metrics.connections, 1);
+    metrics::add(&shared.metrics.connections_total, 1);
+    let end = connection
+        .serve(&mut reader, &mut decoder, &mut buf, shutdown)
+        .await;
+    connection.finish(end).await;
+    metrics::sub(&shared.metrics.connections, 1);
+}
+
+/// Reads until the first packet, which must be a CONNECT [MQTT-3.1.0-1].
+async fn read_connect(
+    reader: &mut Reader,
+    decoder: &mut Decoder,
+    buf: &mut BytesMut,
+) -> Result<Connect, String> {
+    loop {
+        match decoder.decode(buf) {
+            Ok(Some(Packet::Connect(connect))) => return Ok(*connect),
+            Ok(Some(other)) => {
+                return Err(format!(
+                    "[MQTT-3.1.0-1] first packet is {}, not CONNECT",
+                    other.packet_type()
+                ));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match reader.read(buf).await {
+            Ok(0) => return Err("closed before CONNECT".into()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    writer: Writer,
+    out: BytesMut,
+    peer: SocketAddr,
+    version: ProtocolVersion,
+    keep_alive: Option<Duration>,
+    will: Option<Will>,
+    /// 5.0: the client's Receive Maximum, capping our QoS 1/2 messages in flight to it.
+    send_quota: usize,
+    /// 5.0: the largest packet the client accepts.
+    client_max_packet: usize,
+    /// 5.0: topic aliases the client set up, towards us.
+    aliases: HashMap<u16, TopicName>,
+    waker: Arc<Notify>,
+    generation: u64,
+}
+
+impl Connection {
+    /// Answers the CONNECT: takes over or creates the session and sends CONNACK.
+    async fn accept(
+        shared: Arc<Shared>,
+        connect: Connect,
+        mut writer: Writer,
+        peer: SocketAddr,
+    ) -> Option<Connection> {
+        let version = connect.protocol_version;
+        let v5 = version.is_v5();
+        let mut out = BytesMut::new();
+        let refuse = |code: ReasonCode, out: &mut BytesMut| {
+            let ack = ConnAck {
+                reason_code: code,
+                ..ConnAck::default()
+            };
+            // A CONNACK always encodes; the reason code is one CONNACK may carry.
+            let _ = ack.encode(version, out);
+        };
+        let mut assigned = None;
+        let client_id: Arc<str> = if connect.client_id.is_empty() {
+            // 3.1 requires an identifier; 3.1.1 only allows an empty one with a clean
+            // session [MQTT-3.1.3-7]; the server then makes one up [MQTT-3.1.3-6].
+            if version == ProtocolVersion::V3_1 || (!v5 && !connect.clean_start) {
+                refuse(ReasonCode::ClientIdentifierNotValid, &mut out);
+                let _ = writer.write(out.freeze()).await;
+                writer.close().await;
+                return None;
+            }
+            let id: Arc<str> = format!("midge-{}", unique_suffix()).into();
+            assigned = Some(id.clone());
+            id
+        } else {
+            connect.client_id.as_str().into()
+        };
+
+        // Sessions: take over, resume or start (§4.1, [MQTT-3.1.2-4] to [MQTT-3.1.2-6]).
+        let waker = Arc::new(Notify::new());
+        let (session, session_present, generation) = {
+            let mut sessions = shared.sessions();
+            let existing = sessions.get(&client_id).cloned();
+            let session = existing.clone().unwrap_or_else(|| {
+                let s = Session::new(client_id.clone());
+                sessions.insert(client_id.clone(), s.clone());
+                s
+            });
+            drop(sessions);
+            let present = existing.is_some() && !connect.clean_start;
+            if !present {
+                shared.clear_session(&session);
+            }
+            let mut state = session.lock();
+            if let Some(old) = state.waker.replace(waker.clone()) {
+                old.notify_one();
+            }
+            state.generation += 1;
+            let generation = state.generation;
+            state.expiry_interval = if v5 {
+                connect.properties.session_expiry_interval.unwrap_or(0)
+            } else if connect.clean_start {
+                0
+            } else {
+                u32::MAX
+            };
+            drop(state);
+            session.set_connected(true);
+            (session, present, generation)
+        };
+
+        let mut properties = ConnAckProperties::default();
+        if v5 {
+            properties.receive_maximum = PacketId::new(shared.config.receive_maximum);
+            properties.maximum_packet_size =
+                std::num::NonZeroU32::new(shared.config.max_packet_size);
+            properties.topic_alias_maximum = Some(shared.config.topic_alias_maximum);
+            properties.assigned_client_identifier = assigned
+                .as_deref()
+                .and_then(|id| ByteStr::try_from(id).ok());
+        }
+        let ack = ConnAck {
+            session_present,
+            reason_code: ReasonCode::Success,
+            properties,
+        };
+        let _ = ack.encode(version, &mut out);
+        let keep_alive =
+            (connect.keep_alive > 0).then(|| Duration::from_secs(u64::from(connect.keep_alive)));
+        let mut connection = Connection {
+            send_quota: connect
+                .properties
+                .receive_maximum
+                .map_or(usize::from(u16::MAX), |r| usize::from(r.get())),
+            client_max_packet: connect
+                .properties
+                .maximum_packet_size
+                .map_or(usize::MAX, |m| m.get() as usize),
+            shared,
+            session,
+            writer,
+            out,
+            peer,
+            version,
+            keep_alive,
+            will: connect.will,
+            aliases: HashMap::new(),
+            waker,
+            generation,
+        };
+        tracing::debug!(client = %client_id, %peer, %version, session_present, "connected");
+        if session_present {
+            connection.resend_inflight();
+        }
+        connection.fill_from_queue();
+        if connection.flush().await.is_err() {
+            connection.finish(End::Lost).await;
+            return None;
+        }
+        Some(connection)
+    }
+
+    async fn serve(
+        &mut self,
+        reader: &mut Reader,
+        decoder: &mut Decoder,
+        buf: &mut BytesMut,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> End {
+        // Keep alive is enforced at one and a half times the client's interval [MQTT-3.1.2-22].
+        let grace = self.keep_alive.map(|k| k + k / 2);
+        let mut deadline = grace.map(|g| Instant::now() + g);
+        loop {
+            let far = Instant::now() + Duration::from_secs(86_400);
+            tokio::select! {
+                read = reader.read(buf) => {
+                    match read {
+                        Ok(0) | Err(_) => return End::Lost,
+                        Ok(n) => metrics::add(&self.shared.metrics.bytes_received, n as u64),
+                    }
+                    deadline = grace.map(|g| Instant::now() + g);
+                    loop {
+                        match decoder.decode(buf) {
+                            Ok(Some(packet)) => {
+                                if let Some(end) = self.handle(packet) {
+                                    let _ = self.flush().await;
+                                    return end;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => return self.violation(e),
+                        }
+                    }
+                    self.fill_from_queue();
+                }
+                () = self.waker.notified() => {
+                    if self.session.lock().generation != self.generation {
+                        return End::TakenOver;
+                    }
+                    self.fill_from_queue();
+                }
+                () = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
+                    return End::Violation(ReasonCode::KeepAliveTimeout, "keep alive timeout".into());
+                }
+                _ = shutdown.changed() => return End::Shutdown,
+            }
+            if self.flush().await.is_err() {
+                return End::Lost;
+            }
+        }
+    }
+
+    fn violation(&self, e: DecodeError) -> End {
+        metrics::add(&self.shared.metrics.protocol_errors, 1);
+        End::Violation(e.reason_code(), e.to_string())
+    }
+
+    /// Handles one packet from the client; `Some` ends the connection.
+    fn handle(&mut self, packet: Packet) -> Option<End> {
+        match packet {
+            Packet::Publish(publish) => return self.on_publish(publish),
+            Packet::PubAck(ack) => {
+                self.session.lock().inflight.remove(&ack.packet_id.get());
+            }
+            Packet::PubRec(rec) => {
+                let id = rec.packet_id;
+                let mut state = self.session.lock();
+                let known = state.inflight.contains_key(&id.get());
+                if known && rec.reason_code.is_error() {
+                    // A failure PUBREC ends the flow: no PUBREL follows (§4.3.3).
+                    state.inflight.remove(&id.get());
+                    return None;
+                }
+                if known {
+                    state.inflight.insert(id.get(), Inflight::Released);
+                }
+                drop(state);
+                let mut rel = PubRel::new(id);
+                if !known && self.version.is_v5() {
+                    rel.reason_code = ReasonCode::PacketIdentifierNotFound;
+                }
+                self.send(&Packet::PubRel(rel));
+            }
+            Packet::PubRel(rel) => {
+                let known = self
+                    .session
+                    .lock()
+                    .awaiting_pubrel
+                    .remove(&rel.packet_id.get());
+                let mut comp = PubComp::new(rel.packet_id);
+                if !known && self.version.is_v5() {
+                    comp.reason_code = ReasonCode::PacketIdentifierNotFound;
+                }
+                self.send(&Packet::PubComp(comp));
+            }
+            Packet::PubComp(comp) => {
+                self.session.lock().inflight.remove(&comp.packet_id.get());
+            }
+            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe),
+            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
+            Packet::PingReq => self.send(&Packet::PingResp),
+            Packet::Disconnect(disconnect) => return Some(self.on_disconnect(&disconnect)),
+            Packet::Connect(_) => {
+                return Some(End::Violation(
+                    ReasonCode::ProtocolError,
+                    "[MQTT-3.1.0-2] second CONNECT".into(),
+                ));
+            }
+            Packet::Auth(_) => {
+                return Some(End::Violation(
+                    ReasonCode::BadAuthenticationMethod,
+                    "extended authentication is not supported".into(),
+                ));
+            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                let name = packet.packet_type();
+                return Some(End::Violation(
+                    ReasonCode::ProtocolError,
+                    format!("a client does not send {name}"),
+                ));
+            }
+        }
+        None
+    }
+
+    fn on_disconnect(&mut self, disconnect: &Disconnect) -> End {
+        let expiry = disconnect
+            .properties
+            .session_expiry_interval
+            .filter(|_| self.version.is_v5());
+        if let Some(expiry) = expiry {
+            let mut state = self.session.lock();
+            // Turning 0 into non-zero on DISCONNECT is a Protocol Error (§3.14.2.2.2).
+            if state.expiry_interval == 0 && expiry != 0 {
+                return End::Violation(
+                    ReasonCode::ProtocolError,
+                    "session expiry set on DISCONNECT after 0 on CONNECT".into(),
+                );
+            }
+            state.expiry_interval = expiry;
+        }
+        let publish_will = disconnect.reason_code == ReasonCode::DisconnectWithWillMessage;
+        End::Disconnect { publish_will }
+    }
+
+    fn on_publish(&mut self, mut publish: Publish) -> Option<End> {
+        // 5.0 topic aliases (§3.3.2.3.4): a name sets the alias, an empty name uses it.
+        if let Some(alias) = publish.properties().topic_alias {
+            if alias.get() > self.shared.config.topic_alias_maximum {
+                return Some(End::Violation(
+                    ReasonCode::TopicAliasInvalid,
+                    format!("topic alias {alias} above the maximum"),
+                ));
+            }
+            if publish.topic.is_empty() {
+                match self.aliases.get(&alias.get()) {
+                    Some(topic) => publish.topic = topic.clone(),
+                    None => {
+                        return Some(End::Violation(
+                            ReasonCode::ProtocolError,
+                            format!("topic alias {alias} was never set"),
+                        ));
+                    }
+                }
+            } else {
+                self.aliases.insert(alias.get(), publish.topic.clone());
+            }
+            publish.properties_mut().topic_alias = None;
+        }
+        if !publish.properties().subscription_identifiers.is_empty() {
+            // [MQTT-3.3.4-6]: only the server sends these.
+            return Some(End::Violation(
+                ReasonCode::ProtocolError,
+                "[MQTT-3.3.4-6] a client PUBLISH carries a subscription identifier".into(),
+            ));
+        }
+        metrics::add(self.shared.metrics.received(publish.qos), 1);
+        let packet_id = publish.packet_id;
+        let qos = publish.qos;
+        let client = self.session.client_id.clone();
+        match (qos, packet_id) {
+            (QoS::AtMostOnce, _) | (_, None) => {
+                self.shared.publish(Arc::new(publish), Some(&client))
+            }
+            (QoS::AtLeastOnce, Some(id)) => {
+                self.shared.publish(Arc::new(publish), Some(&client));
+                self.send(&Packet::PubAck(PubAck::new(id)));
+            }
+            (QoS::ExactlyOnce, Some(id)) => {
+                // Delivered on the first PUBLISH; duplicates until PUBREL only re-acknowledge
+                // (§4.3.3, method B).
+                let mut state = self.session.lock();
+                let first = state.awaiting_pubrel.insert(id.get());
+                let over =
+                    state.awaiting_pubrel.len() > usize::from(self.shared.config.receive_maximum);
+                drop(state);
+                if over {
+                    return Some(End::Violation(
+                        ReasonCode::ReceiveMaximumExceeded,
+                        "more QoS 2 messages in flight than the Receive Maximum".into(),
+                    ));
+                }
+                if first {
+                    publish.dup = false;
+                    self.shared.publish(Arc::new(publish), Some(&client));
+                }
+                self.send(&Packet::PubRec(PubRec::new(id)));
+            }
+        }
+        None
+    }
+
+    fn on_subscribe(&mut self, subscribe: Subscribe) {
+        let mut codes = Vec::with_capacity(subscribe.subscriptions.len());
+        let mut retained = Vec::new();
+        for s in &subscribe.subscriptions {
+            let subscription = Subscription {
+                options: s.options,
+                id: subscribe.properties.subscription_identifier,
+            };
+            let existed = {
+                let mut state = self.session.lock();
+                state.subscriptions.insert(
+                    s.filter.as_str().into(),
+                    (s.filter.clone(), subscription.clone()),
+                );
+                drop(state);
+                self.shared
+                    .router()
+                    .subscribe(&self.session, &s.filter, subscription.clone())
+            };
+            codes.push(match s.options.qos {
+                QoS::AtMostOnce => ReasonCode::GRANTED_QOS_0,
+                QoS::AtLeastOnce => ReasonCode::GrantedQos1,
+                QoS::ExactlyOnce => ReasonCode::GrantedQos2,
+            });
+            // Retained messages: never for shared subscriptions (§4.8.2), else per Retain Handling.
+            let send_retained = !s.filter.is_shared()
+                && match s.options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendAtSubscribeIfNew => !existed,
+                    RetainHandling::DoNotSend => false,
+                };
+            if send_retained {
+                for message in self.shared.retained_matching(&s.filter) {
+                    retained.push(Outgoing {
+                        qos: s.options.qos.min(message.qos),
+                        retain: true,
+                        subscription_ids: subscription.id.into_iter().collect(),
+                        publish: message,
+                    });
+                }
+            }
+        }
+        let ack = SubAck {
+            packet_id: subscribe.packet_id,
+            reason_codes: codes,
+            properties: AckProperties::default(),
+        };
+        self.send(&Packet::SubAck(ack));
+        let limits = self.shared.limits();
+        for message in retained {
+            self.session.enqueue(message, limits);
+        }
+    }
+
+    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+        let mut codes = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in &unsubscribe.filters {
+            self.session.lock().subscriptions.remove(filter.as_str());
+            let existed = self
+                .shared
+                .router()
+                .unsubscribe(&self.session.client_id, filter);
+            codes.push(if existed {
+                ReasonCode::Success
+            } else {
+                ReasonCode::NoSubscriptionExisted
+            });
+        }
+        let ack = UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            reason_codes: codes,
+            properties: AckProperties::default(),
+        };
+        self.send(&Packet::UnsubAck(ack));
+    }
+
+    /// Moves queued messages into flight, as far as the client's Receive Maximum allows.
+    fn fill_from_queue(&mut self) {
+        let session = self.session.clone();
+        let mut state = session.lock();
+        while let Some(message) = state.queue.front() {
+            let needs_id = message.qos != QoS::AtMostOnce;
+            if needs_id && state.inflight.len() >= self.send_quota {
+                break;
+            }
+            let Some(message) = state.queue.pop_front() else {
+                break;
+            };
+            let packet_id = needs_id.then(|| state.next_packet_id());
+            if let Some(id) = packet_id {
+                state
+                    .inflight
+                    .insert(id.get(), Inflight::Sent(message.clone()));
+            }
+            let publish = outgoing_publish(&message, packet_id, false, self.version);
+            self.send_publish(&publish);
+        }
+    }
+
+    /// After a reconnect with a session present: the unacknowledged, again (§4.4).
+    fn resend_inflight(&mut self) {
+        let inflight: Vec<(u16, Inflight)> = self
+            .session
+            .lock()
+            .inflight
+            .iter()
+            .map(|(id, f)| (*id, f.clone()))
+            .collect();
+        for (id, flight) in inflight {
+            let Some(id) = PacketId::new(id) else {
+                continue;
+            };
+            match flight {
+                Inflight::Sent(message) => {
+                    let publish = outgoing_publish(&message, Some(id), true, self.version);
+                    self.send_publish(&publish);
+                }
+                Inflight::Released => self.send(&Packet::PubRel(PubRel::new(id))),
+            }
+        }
+    }
+
+    fn send_publish(&mut self, publish: &Publish) {
+        // [MQTT-3.1.2-25]: a message too large for the client is dropped, as if sent.
+        if publish.encoded_len(self.version) > self.client_max_packet {
+            metrics::add(&self.shared.metrics.messages_dropped, 1);
+            return;
+        }
+        metrics::add(self.shared.metrics.sent(publish.qos), 1);
+        if let Err(e) = publish.encode(self.version, &mut self.out) {
+            tracing::warn!(client = %self.session.client_id, "cannot send: {e}");
+        }
+    }
+
+    fn send(&mut self, packet: &Packet) {
+        if let Err(e) = packet.encode(self.version, &mut self.out) {
+            tracing::warn!(client = %self.session.client_id, "cannot send {}: {e}", packet.packet_type());
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let bytes = self.out.split().freeze();
+        metrics::add(&self.shared.metrics.bytes_sent, bytes.len() as u64);
+        self.writer.write(bytes).await
+    }
+
+    /// Closes the connection the way `end` requires: DISCONNECT to 5.0 clients where the
+    /// server ends it, the will where the client did not end it cleanly, session expiry.
+    async fn finish(mut self, end: End) {
+        let reason = match &end {
+            End::Violation(code, why) => {
+                tracing::info!(client = %self.session.client_id, peer = %self.peer, "closing: {why}");
+                Some(*code)
+            }
+            End::TakenOver => Some(ReasonCode::SessionTakenOver),
+            End::Shutdown => Some(ReasonCode::ServerShuttingDown),
+            End::Disconnect { .. } | End::Lost => None,
+        };
+        if let (Some(code), true) = (reason, self.version.is_v5()) {
+            self.send(&Packet::from(Disconnect::new(code)));
+        }
+        let _ = self.flush().await;
+        self.writer.close().await;
+        let clean = matches!(
+            end,
+            End::Disconnect {
+                publish_will: false
+            }
+        );
+        let taken_over = matches!(end, End::TakenOver);
+        if let (Some(will), false) = (self.will.take(), clean) {
+            publish_will(&self.shared, will, &self.session.client_id);
+        }
+        if taken_over {
+            return;
+        }
+        let expiry = {
+            let mut state = self.session.lock();
+            if state.generation != self.generation {
+                return;
+            }
+            state.waker = None;
+            state.expiry_interval
+        };
+        self.session.set_connected(false);
+        tracing::debug!(client = %self.session.client_id, ?end, "disconnected");
+        match expiry {
+            0 => self.shared.end_session(&self.session),
+            u32::MAX => {}
+            seconds => {
+                let (shared, session, generation) =
+                    (self.shared.clone(), self.session.clone(), self.generation);
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(u64::from(seconds))).await;
+                    if session.lock().generation == generation && !session.is_connected() {
+                        shared.end_session(&session);
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The PUBLISH a subscriber receives for `message`.
+fn outgoing_publish(
+    message: &Outgoing,
+    packet_id: Option<PacketId>,
+    dup: bool,
+    version: ProtocolVersion,
+) -> Publish {
+    let original = &message.publish;
+    let mut publish = Publish {
+        dup,
+        qos: message.qos,
+        retain: message.retain,
+        topic: original.topic.clone(),
+        packet_id,
+        payload: original.payload.clone(),
+        properties: None,
+    };
+    if version.is_v5() && (original.properties.is_some() || !message.subscription_ids.is_empty()) {
+        let mut properties = original.properties().clone();
+        properties.topic_alias = None;
+        properties
+            .subscription_identifiers
+            .clone_from(&message.subscription_ids);
+        publish.properties = Some(Box::new(properties));
+    }
+    publish
+}
+
+fn publish_will(shared: &Shared, will: Will, client: &str) {
+    let mut publish = Publish::new(will.topic, will.payload);
+    publish.qos = will.qos;
+    publish.retain = will.retain;
+    let p = will.properties;
+    if p.payload_format_indicator.is_some()
+        || p.message_expiry_interval.is_some()
+        || p.content_type.is_some()
+        || p.response_topic.is_some()
+        || p.correlation_data.is_some()
+        || !p.user_properties.is_empty()
+    {
+        let properties = publish.properties_mut();
+        properties.payload_format_indicator = p.payload_format_indicator;
+        properties.message_expiry_interval = p.message_expiry_interval;
+        properties.content_type = p.content_type;
+        properties.response_topic = p.response_topic;
+        properties.correlation_data = p.correlation_data;
+        properties.user_properties = p.user_properties;
+    }
+    tracing::debug!(client, topic = %publish.topic, "publishing will");
+    shared.publish(Arc::new(publish), Some(client));
+}
+
+/// A suffix for assigned client identifiers: unique within this process and unlikely to
+/// repeat across restarts.
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{nanos:08x}{n:x}")
+}

@@ -1,0 +1,141 @@
+//! Counters, exposed in the Prometheus text format at `GET /metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The broker's counters. Relaxed atomics: each is independent and only ever summed.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    pub(crate) connections: AtomicU64,
+    pub(crate) connections_total: AtomicU64,
+    pub(crate) messages_received: [AtomicU64; 3],
+    pub(crate) messages_sent: [AtomicU64; 3],
+    pub(crate) bytes_received: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) messages_dropped: AtomicU64,
+    pub(crate) protocol_errors: AtomicU64,
+}
+
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+pub(crate) fn sub(counter: &AtomicU64, n: u64) {
+    counter.fetch_sub(n, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// The received-messages counter for `qos`.
+    pub(crate) fn received(&self, qos: midge_codec::QoS) -> &AtomicU64 {
+        let [q0, q1, q2] = &self.messages_received;
+        pick(qos, q0, q1, q2)
+    }
+
+    /// The sent-messages counter for `qos`.
+    pub(crate) fn sent(&self, qos: midge_codec::QoS) -> &AtomicU64 {
+        let [q0, q1, q2] = &self.messages_sent;
+        pick(qos, q0, q1, q2)
+    }
+
+    /// The Prometheus text exposition, with the gauges the caller knows.
+    pub(crate) fn render(&self, retained: usize, subscriptions: usize, sessions: usize) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(
+                out,
+                "# HELP midge_{name} {help}\n# TYPE midge_{name} {kind}"
+            );
+            for (labels, value) in samples {
+                let _ = writeln!(out, "midge_{name}{labels} {value}");
+            }
+        };
+        metric(
+            "connections",
+            "gauge",
+            "Open MQTT connections.",
+            &[("", get(&self.connections))],
+        );
+        metric(
+            "connections_total",
+            "counter",
+            "MQTT connections accepted.",
+            &[("", get(&self.connections_total))],
+        );
+        let by_qos = |[q0, q1, q2]: &[AtomicU64; 3]| {
+            [
+                ("{qos=\"0\"}", get(q0)),
+                ("{qos=\"1\"}", get(q1)),
+                ("{qos=\"2\"}", get(q2)),
+            ]
+        };
+        metric(
+            "messages_received_total",
+            "counter",
+            "PUBLISH packets received.",
+            &by_qos(&self.messages_received),
+        );
+        metric(
+            "messages_sent_total",
+            "counter",
+            "PUBLISH packets sent.",
+            &by_qos(&self.messages_sent),
+        );
+        metric(
+            "bytes_received_total",
+            "counter",
+            "Bytes of MQTT received.",
+            &[("", get(&self.bytes_received))],
+        );
+        metric(
+            "bytes_sent_total",
+            "counter",
+            "Bytes of MQTT sent.",
+            &[("", get(&self.bytes_sent))],
+        );
+        metric(
+            "messages_dropped_total",
+            "counter",
+            "Messages dropped because a client's queue was full.",
+            &[("", get(&self.messages_dropped))],
+        );
+        metric(
+            "protocol_errors_total",
+            "counter",
+            "Connections closed for malformed packets or protocol errors.",
+            &[("", get(&self.protocol_errors))],
+        );
+        metric(
+            "retained_messages",
+            "gauge",
+            "Retained messages held.",
+            &[("", retained as u64)],
+        );
+        metric(
+            "subscriptions",
+            "gauge",
+            "Subscriptions held.",
+            &[("", subscriptions as u64)],
+        );
+        metric(
+            "sessions",
+            "gauge",
+            "Sessions held, connected or not.",
+            &[("", sessions as u64)],
+        );
+        out
+    }
+}
+
+fn pick<'a>(
+    qos: midge_codec::QoS,
+    q0: &'a AtomicU64,
+    q1: &'a AtomicU64,
+    q2: &'a AtomicU64,
+) -> &'a AtomicU64 {
+    match qos {
+        midge_codec::QoS::AtMostOnce => q0,
+        midge_codec::QoS::AtLeastOnce => q1,
+        midge_codec::QoS::ExactlyOnce => q2,
+    }
+}

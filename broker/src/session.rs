@@ -1,0 +1,149 @@
+//! Sessions (§4.1): what the broker keeps for a client between and across its connections:
+//! subscriptions, messages waiting to be sent, QoS 1 and 2 flows in flight both ways.
+//!
+//! A [`Session`] is shared: publishers' tasks queue messages into it, and the task of the
+//! connection currently attached to it sends them. Its lock is per session, never global.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use midge_codec::{PacketId, Publish, QoS, SubscriptionId, TopicFilter};
+use tokio::sync::Notify;
+
+use crate::router::Subscription;
+
+/// A message on its way to one session.
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing {
+    /// The message as published; shared by every subscriber.
+    pub(crate) publish: Arc<Publish>,
+    /// The QoS it goes out at: the lower of the published and the granted one.
+    pub(crate) qos: QoS,
+    /// The RETAIN flag it goes out with.
+    pub(crate) retain: bool,
+    /// 5.0: the identifiers of the subscriptions it matched.
+    pub(crate) subscription_ids: Vec<SubscriptionId>,
+}
+
+/// A QoS 1 or 2 message sent and not yet completely acknowledged.
+#[derive(Clone, Debug)]
+pub(crate) enum Inflight {
+    /// Sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Sent(Outgoing),
+    /// QoS 2: PUBREL sent, waiting for PUBCOMP.
+    Released,
+}
+
+/// The mutable part of a session.
+#[derive(Default)]
+pub(crate) struct SessionState {
+    /// Subscriptions by filter string, for resubscribe-on-takeover and unsubscribe.
+    pub(crate) subscriptions: HashMap<Box<str>, (TopicFilter, Subscription)>,
+    /// Messages waiting to be sent.
+    pub(crate) queue: VecDeque<Outgoing>,
+    /// Sent QoS 1 and 2 messages by packet identifier, in the order they were sent.
+    pub(crate) inflight: BTreeMap<u16, Inflight>,
+    /// Inbound QoS 2 packet identifiers whose PUBREC was sent and PUBREL not yet received.
+    pub(crate) awaiting_pubrel: HashSet<u16>,
+    next_packet_id: u16,
+    /// Messages dropped because the queue was full.
+    pub(crate) dropped: u64,
+    /// Wakes the task of the connection attached to this session, if any.
+    pub(crate) waker: Option<Arc<Notify>>,
+    /// Counts attachments: a connection whose number is no longer current was taken over.
+    pub(crate) generation: u64,
+    /// Seconds the session outlives its connection (0: it ends with it).
+    pub(crate) expiry_interval: u32,
+}
+
+/// One client's session.
+pub(crate) struct Session {
+    pub(crate) client_id: Arc<str>,
+    state: Mutex<SessionState>,
+    connected: AtomicBool,
+}
+
+/// Limits on what a session may hold for a slow or absent client.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueLimits {
+    pub(crate) max_queued_messages: usize,
+}
+
+impl Session {
+    pub(crate) fn new(client_id: Arc<str>) -> Arc<Self> {
+        Arc::new(Session {
+            client_id,
+            state: Mutex::default(),
+            connected: AtomicBool::new(false),
+        })
+    }
+
+    /// Locks the state. A panic while holding the lock is a bug; the state is still usable.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
+    }
+
+    /// Queues a message for the client and wakes its connection. QoS 0 messages are not
+    /// kept for a disconnected client (as Mosquitto does by default); when the queue is
+    /// full, a QoS 0 message is dropped first, else the new one. Returns whether it was
+    /// queued.
+    pub(crate) fn enqueue(&self, message: Outgoing, limits: QueueLimits) -> bool {
+        let mut state = self.lock();
+        if message.qos == QoS::AtMostOnce && !self.is_connected() {
+            return false;
+        }
+        if state.queue.len() >= limits.max_queued_messages {
+            let qos0 = state.queue.iter().position(|m| m.qos == QoS::AtMostOnce);
+            match qos0 {
+                Some(i) => {
+                    state.queue.remove(i);
+                }
+                None => {
+                    state.dropped += 1;
+                    return false;
+                }
+            }
+            state.dropped += 1;
+        }
+        state.queue.push_back(message);
+        if let Some(waker) = &state.waker {
+            waker.notify_one();
+        }
+        true
+    }
+}
+
+impl SessionState {
+    /// A packet identifier not in use by an outbound flow.
+    pub(crate) fn next_packet_id(&mut self) -> PacketId {
+        loop {
+            self.next_packet_id = self.next_packet_id.wrapping_add(1);
+            match PacketId::new(self.next_packet_id) {
+                Some(id) if !self.inflight.contains_key(&id.get()) => return id,
+                _ => {}
+            }
+        }
+    }
+
+    /// Forgets everything but the attachment bookkeeping: a clean start, or an expired session.
+    pub(crate) fn clear(&mut self) {
+        let waker = self.waker.take();
+        let generation = self.generation;
+        *self = SessionState {
+            waker,
+            generation,
+            ..SessionState::default()
+        };
+    }
+}
