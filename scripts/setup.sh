@@ -26,4 +26,39 @@ rust() {
     say "rust $(rustc --version | cut -d' ' -f2): rustfmt, clippy, wasm32-unknown-unknown ok"
 }
 
+# Debian packages, installed together with one `apt-get update` when any is missing.
+debian() {
+    local missing=()
+    have mosquitto_pub || missing+=(mosquitto-clients)
+    have mosquitto || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+    have python3 || missing+=(python3)
+    python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing Debian packages: ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo=sudo
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    say "mosquitto $(mosquitto -h 2>/dev/null | head -1 | grep -o '[0-9][0-9.]*' | head -1), mosquitto_pub/sub ok"
+}
+
+# The Python side of the end-to-end tests, in .venv, pinned by tests/e2e/requirements.txt.
+python_packages() {
+    local venv=.venv requirements=tests/e2e/requirements.txt stamp=.venv/.requirements
+    if [ ! -x "$venv/bin/python" ]; then
+        say "creating $venv"
+        python3 -m venv "$venv"
+    fi
+    if ! cmp -s "$requirements" "$stamp"; then
+        say "installing Python packages from $requirements"
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+        cp "$requirements" "$stamp"
+    fi
+    say "python packages ok: $(grep -v '^#' "$stamp" | tr '\n' ' ')"
+}
+
+cd "$(dirname "$0")/.."
 rust
+debian
+python_packages

@@ -75,7 +75,7 @@ impl Config {
                 .map(|span| {
                     let line = text
                         .get(..span.start)
-                        .map_or(0, |t| t.lines().count().max(1));
+                        .map_or(1, |before| before.matches('\n').count() + 1);
                     format!(" line {line}:")
                 })
                 .unwrap_or_default();
@@ -110,5 +110,58 @@ impl Config {
 
     pub(crate) fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("midge-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!(
+            "{:x}.toml",
+            text.len() * 31 + text.bytes().map(usize::from).sum::<usize>()
+        ));
+        std::fs::write(&path, text).unwrap();
+        let result = Config::from_file(&path);
+        std::fs::remove_file(&path).unwrap();
+        result
+    }
+
+    #[test]
+    fn the_example_documents_the_defaults() {
+        let example = parse(include_str!("../midge.example.toml")).unwrap();
+        let defaults = Config::default();
+        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn bad_files_name_the_line() {
+        let err = parse("tcp = [\"127.0.0.1:1883\"]\n\nmax_packet_size = \"big\"\n").unwrap_err();
+        assert!(err.0.contains("line 3"), "{err}");
+        let err = parse("tcp = [\"127.0.0.1:1883\"]\nnot_a_key = 1\n").unwrap_err();
+        assert!(
+            err.0.contains("line 2") && err.0.contains("not_a_key"),
+            "{err}"
+        );
+        let err = Config::from_file(Path::new("/nonexistent/midge.toml")).unwrap_err();
+        assert!(err.0.starts_with("/nonexistent/midge.toml: "), "{err}");
+    }
+
+    #[test]
+    fn exposing_the_broker_needs_allow_anonymous() {
+        let mut config = Config {
+            tcp: vec!["0.0.0.0:1883".parse().unwrap()],
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert!(
+            err.0.contains("0.0.0.0:1883") && err.0.contains("allow_anonymous"),
+            "{err}"
+        );
+        config.allow_anonymous = true;
+        assert!(config.validate().is_ok());
     }
 }

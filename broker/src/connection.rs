@@ -174,7 +174,10 @@ impl Connection {
                 s
             });
             drop(sessions);
-            let present = existing.is_some() && !connect.clean_start;
+            // A session whose expiry is 0 ends with its connection, which a takeover closes:
+            // it is not resumed even if its old connection has not finished closing yet.
+            let lasting = existing.is_some() && session.lock().expiry_interval != 0;
+            let present = lasting && !connect.clean_start;
             if !present {
                 shared.clear_session(&session);
             }
@@ -258,41 +261,42 @@ impl Connection {
         let grace = self.keep_alive.map(|k| k + k / 2);
         let mut deadline = grace.map(|g| Instant::now() + g);
         loop {
-            let far = Instant::now() + Duration::from_secs(86_400);
-            tokio::select! {
-                read = reader.read(buf) => {
-                    match read {
-                        Ok(0) | Err(_) => return End::Lost,
-                        Ok(n) => metrics::add(&self.shared.metrics.bytes_received, n as u64),
-                    }
-                    deadline = grace.map(|g| Instant::now() + g);
-                    loop {
-                        match decoder.decode(buf) {
-                            Ok(Some(packet)) => {
-                                if let Some(end) = self.handle(packet) {
-                                    let _ = self.flush().await;
-                                    return end;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => return self.violation(e),
+            // Every whole packet already buffered first: a client may send CONNECT and more
+            // in one segment or WebSocket message.
+            loop {
+                match decoder.decode(buf) {
+                    Ok(Some(packet)) => {
+                        if let Some(end) = self.handle(packet) {
+                            let _ = self.flush().await;
+                            return end;
                         }
                     }
-                    self.fill_from_queue();
+                    Ok(None) => break,
+                    Err(e) => return self.violation(e),
                 }
+            }
+            self.fill_from_queue();
+            if self.flush().await.is_err() {
+                return End::Lost;
+            }
+            let far = Instant::now() + Duration::from_secs(86_400);
+            tokio::select! {
+                read = reader.read(buf) => match read {
+                    Ok(0) | Err(_) => return End::Lost,
+                    Ok(n) => {
+                        metrics::add(&self.shared.metrics.bytes_received, n as u64);
+                        deadline = grace.map(|g| Instant::now() + g);
+                    }
+                },
                 () = self.waker.notified() => {
                     if self.session.lock().generation != self.generation {
                         return End::TakenOver;
                     }
-                    self.fill_from_queue();
                 }
                 () = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
                     return End::Violation(ReasonCode::KeepAliveTimeout, "keep alive timeout".into());
                 }
                 _ = shutdown.changed() => return End::Shutdown,
-            }
-            if self.flush().await.is_err() {
-                return End::Lost;
             }
         }
     }

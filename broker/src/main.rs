@@ -54,6 +54,15 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Before anything listens: a signal that arrives once the ports are logged must
+        // already mean "shut down gracefully".
+        let stop = match shutdown_signal() {
+            Ok(stop) => stop,
+            Err(e) => {
+                eprintln!("midge: cannot handle signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let broker = match Broker::start(config).await {
             Ok(b) => b,
             Err(e) => {
@@ -61,7 +70,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_signal().await;
+        stop.await;
         tracing::info!("shutting down");
         broker.shutdown(Duration::from_secs(5)).await;
         ExitCode::SUCCESS
@@ -87,18 +96,15 @@ fn load(args: &Args) -> Result<Config, midge_broker::ConfigError> {
     Ok(config)
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGINT or SIGTERM; the handlers are installed when this is called.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let terminate = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
+    })
 }

@@ -205,3 +205,85 @@ fn remove<'f>(
     }
     removed
 }
+
+#[cfg(test)]
+mod tests {
+    use midge_codec::QoS;
+
+    use super::*;
+
+    fn sub(qos: QoS) -> Subscription {
+        Subscription {
+            options: SubscriptionOptions::qos(qos),
+            id: None,
+        }
+    }
+
+    fn filter(s: &str) -> TopicFilter {
+        TopicFilter::try_from(s).unwrap()
+    }
+
+    fn matched(router: &Router, topic: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        router.route(&TopicName::try_from(topic).unwrap(), |t| {
+            out.push(t.session.client_id.to_string())
+        });
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn routes_by_section_4_7() {
+        let mut router = Router::default();
+        let (a, b, c) = (
+            Session::new("a".into()),
+            Session::new("b".into()),
+            Session::new("c".into()),
+        );
+        router.subscribe(&a, &filter("sport/tennis/#"), sub(QoS::AtMostOnce));
+        router.subscribe(&b, &filter("sport/+/player1"), sub(QoS::AtMostOnce));
+        router.subscribe(&c, &filter("#"), sub(QoS::AtMostOnce));
+        assert_eq!(matched(&router, "sport/tennis/player1"), ["a", "b", "c"]);
+        assert_eq!(matched(&router, "sport/tennis"), ["a", "c"]);
+        assert_eq!(matched(&router, "sport"), ["c"]);
+        // [MQTT-4.7.2-1]
+        assert!(matched(&router, "$SYS/uptime").is_empty());
+        router.subscribe(&a, &filter("$SYS/#"), sub(QoS::AtMostOnce));
+        assert_eq!(matched(&router, "$SYS/uptime"), ["a"]);
+        assert_eq!(router.len(), 4);
+    }
+
+    #[test]
+    fn resubscribing_replaces_and_unsubscribing_prunes() {
+        let mut router = Router::default();
+        let a = Session::new("a".into());
+        assert!(!router.subscribe(&a, &filter("x/+"), sub(QoS::AtMostOnce)));
+        assert!(router.subscribe(&a, &filter("x/+"), sub(QoS::ExactlyOnce)));
+        assert_eq!(router.len(), 1);
+        assert!(router.unsubscribe("a", &filter("x/+")));
+        assert!(!router.unsubscribe("a", &filter("x/+")));
+        assert_eq!(router.len(), 0);
+        assert!(router.root.children.is_empty(), "empty nodes are pruned");
+    }
+
+    #[test]
+    fn shared_groups_take_turns_among_connected_members() {
+        let mut router = Router::default();
+        let members: Vec<_> = ["w1", "w2", "w3"].map(|id| Session::new(id.into())).into();
+        for m in &members {
+            m.set_connected(true);
+            router.subscribe(m, &filter("$share/g/jobs/#"), sub(QoS::AtLeastOnce));
+        }
+        let picks: Vec<String> = (0..6).flat_map(|_| matched(&router, "jobs/1")).collect();
+        assert_eq!(picks, ["w1", "w2", "w3", "w1", "w2", "w3"]);
+        // A disconnected member is skipped while others are connected.
+        members[1].set_connected(false);
+        let picks: Vec<String> = (0..4).flat_map(|_| matched(&router, "jobs/1")).collect();
+        assert!(!picks.contains(&"w2".to_string()), "{picks:?}");
+        // Another group on the same filter gets its own copy.
+        let other = Session::new("o".into());
+        router.subscribe(&other, &filter("$share/h/jobs/#"), sub(QoS::AtLeastOnce));
+        assert_eq!(matched(&router, "jobs/1").len(), 2);
+        assert!(router.unsubscribe("o", &filter("$share/h/jobs/#")));
+    }
+}

@@ -147,3 +147,69 @@ impl SessionState {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use midge_codec::TopicName;
+
+    use super::*;
+
+    fn message(qos: QoS, n: u8) -> Outgoing {
+        let publish = Publish::new(TopicName::from_static("t"), vec![n]);
+        Outgoing {
+            publish: Arc::new(publish),
+            qos,
+            retain: false,
+            subscription_ids: Vec::new(),
+        }
+    }
+
+    fn payloads(session: &Session) -> Vec<u8> {
+        session
+            .lock()
+            .queue
+            .iter()
+            .map(|m| m.publish.payload[0])
+            .collect()
+    }
+
+    #[test]
+    fn a_full_queue_drops_qos0_first_then_new_messages() {
+        let session = Session::new("s".into());
+        session.set_connected(true);
+        let limits = QueueLimits {
+            max_queued_messages: 3,
+        };
+        assert!(session.enqueue(message(QoS::AtLeastOnce, 1), limits));
+        assert!(session.enqueue(message(QoS::AtMostOnce, 2), limits));
+        assert!(session.enqueue(message(QoS::AtLeastOnce, 3), limits));
+        // Full: the QoS 0 message makes room.
+        assert!(session.enqueue(message(QoS::AtLeastOnce, 4), limits));
+        assert_eq!(payloads(&session), [1, 3, 4]);
+        // Full of QoS 1: the new one is refused, never an accepted one.
+        assert!(!session.enqueue(message(QoS::AtLeastOnce, 5), limits));
+        assert_eq!(payloads(&session), [1, 3, 4]);
+        assert_eq!(session.lock().dropped, 2);
+    }
+
+    #[test]
+    fn qos0_is_not_kept_for_a_disconnected_client() {
+        let session = Session::new("s".into());
+        let limits = QueueLimits {
+            max_queued_messages: 10,
+        };
+        assert!(!session.enqueue(message(QoS::AtMostOnce, 1), limits));
+        assert!(session.enqueue(message(QoS::AtLeastOnce, 2), limits));
+        assert_eq!(payloads(&session), [2]);
+    }
+
+    #[test]
+    fn packet_ids_skip_zero_and_those_in_flight() {
+        let mut state = SessionState::default();
+        state.inflight.insert(2, Inflight::Released);
+        assert_eq!(state.next_packet_id().get(), 1);
+        assert_eq!(state.next_packet_id().get(), 3);
+        state.next_packet_id = u16::MAX;
+        assert_eq!(state.next_packet_id().get(), 1);
+    }
+}

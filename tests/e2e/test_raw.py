@@ -1,0 +1,150 @@
+"""Malformed input from scripted peers: each gets the reason code the specification asks
+for (a 5.0 DISCONNECT, or a plain close for 3.1.1), and nobody else notices."""
+
+import socket
+import struct
+import urllib.request
+
+import pytest
+
+from paho_client import Client
+from raw import Peer, WsPeer, connect, packet, publish, string, subscribe, varint
+
+DISCONNECT = 0xE0
+
+V5_CASES = {
+    "PUBLISH with QoS 3": (packet(0x36, string("t") + b"\x00\x01\x00"), 0x81),
+    "wildcard in a topic name": (publish("a/+", b"x"), 0x90),
+    "reserved fixed-header flags": (packet(0xC1, b""), 0x81),
+    "invalid UTF-8 in a topic": (packet(0x30, struct.pack(">H", 2) + b"\xc3\x28\x00"), 0x81),
+    "No Local on a shared subscription": (
+        packet(0x82, b"\x00\x01\x00" + string("$share/g/t") + b"\x04"), 0x82),
+    "empty SUBSCRIBE": (packet(0x82, b"\x00\x01\x00"), 0x82),
+    "duplicate property": (packet(0x30, string("t") + b"\x06\x03\x00\x01a\x03\x00\x01b"), 0x82),
+    "property not allowed in PUBLISH": (packet(0x30, string("t") + b"\x05\x11\x00\x00\x00\x01"), 0x81),
+    "second CONNECT": (connect("again"), 0x82),
+    "topic alias above the maximum": (packet(0x30, string("t") + b"\x03\x23\xff\xff"), 0x94),
+    "unknown topic alias": (packet(0x30, string("") + b"\x03\x23\x00\x01"), 0x82),
+    "packet over the maximum packet size": (publish("t", b"x" * (1024 * 1024)), 0x95),
+    "remaining length of five bytes": (b"\x30\xff\xff\xff\xff\x01", 0x81),
+}
+
+
+@pytest.fixture
+def bystander(broker):
+    """A subscriber that must keep receiving whatever happens to other connections."""
+    client = Client(broker, "bystander")
+    client.subscribe("bystander/#", qos=1)
+    yield client
+    publisher = Client(broker, "after-the-attack")
+    publisher.publish("bystander/check", b"still here", qos=1)
+    assert client.get().payload == b"still here"
+    client.stop()
+
+
+@pytest.mark.parametrize("case", V5_CASES)
+def test_v5_malformed_input_gets_its_reason_code(broker, bystander, case):
+    data, reason = V5_CASES[case]
+    peer = Peer(broker.tcp_port)
+    peer.send(connect(f"attacker-{len(case)}"))
+    assert peer.expect(0x20)[:2] == b"\x00\x00"  # CONNACK, success
+    peer.send(data)
+    body = peer.expect(DISCONNECT)
+    assert body[0] == reason, f"{case}: reason 0x{body[0]:02x}, expected 0x{reason:02x}"
+    assert peer.closed()
+
+
+@pytest.mark.parametrize("data", [
+    packet(0x36, string("t") + b"\x00\x01"),  # QoS 3
+    publish("a/#", b"x", version=4),  # wildcard in a topic name
+    packet(0x82, b"\x00\x01"),  # empty SUBSCRIBE
+    packet(0x62, b"\x00"),  # truncated PUBREL
+])
+def test_v311_malformed_input_closes_the_connection(broker, bystander, data):
+    peer = Peer(broker.tcp_port)
+    peer.send(connect("old-timer", version=4))
+    assert peer.expect(0x20) == b"\x00\x00"
+    peer.send(data)
+    assert peer.closed()  # 3.1.1 has no DISCONNECT from the server: just the close
+
+
+def test_receive_maximum_exceeded(broker, bystander):
+    peer = Peer(broker.tcp_port)
+    peer.send(connect("greedy"))
+    connack = peer.expect(0x20)
+    assert b"\x21" in connack  # Receive Maximum announced
+    # QoS 2 PUBLISHes never released by PUBREL, past the Receive Maximum (100 by default).
+    for i in range(1, 102):
+        peer.send(packet(0x34, string("t") + struct.pack(">H", i) + b"\x00x"))
+    while (got := peer.read()) is not None and got[0] == 0x50:  # PUBRECs
+        pass
+    assert got is not None and got[0] == DISCONNECT and got[1][0] == 0x93
+
+
+def test_first_packet_must_be_connect(broker):
+    peer = Peer(broker.tcp_port)
+    peer.send(subscribe(1, "t"))
+    assert peer.closed()
+
+
+def test_non_mqtt_bytes_are_refused(broker, bystander):
+    peer = Peer(broker.tcp_port)
+    peer.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert peer.closed()
+
+
+def test_unsupported_protocol_level_gets_a_connack_refusal(broker):
+    peer = Peer(broker.tcp_port)
+    peer.send(packet(0x10, string("MQTT") + b"\x07\x02\x00\x3c" + string("future")))
+    got = peer.read()
+    # Refused in 3.1.1 terms (every client version reads those): return code 1.
+    assert got is None or got == (0x20, b"\x00\x01")
+
+
+def test_websocket_several_packets_in_one_message_and_one_packet_across_messages(broker):
+    peer = WsPeer(broker.http_port)
+    assert "101" in peer.response.splitlines()[0]
+    assert "Sec-WebSocket-Protocol: mqtt" in peer.response
+    peer.send(connect("ws-raw") + subscribe(1, "ws/t", qos=0))  # two packets, one message
+    peer.expect(0x20)
+    peer.expect(0x90)
+    message = publish("ws/t", b"split across frames")
+    peer.send(message[:3])
+    peer.send(message[3:])
+    first, body = peer.read()
+    assert first == 0x30 and body.endswith(b"split across frames")
+
+
+def test_websocket_mqttv31_subprotocol(broker):
+    peer = WsPeer(broker.http_port, protocol="mqttv3.1")
+    assert "Sec-WebSocket-Protocol: mqttv3.1" in peer.response
+    peer.send(connect("ws-31", version=4))
+    assert peer.expect(0x20) == b"\x00\x00"
+
+
+def test_plain_http_get_on_mqtt_is_refused(broker):
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/mqtt", timeout=5)
+    assert err.value.code == 426
+
+
+def test_static_files_and_metrics(broker):
+    with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/", timeout=5) as r:
+        assert r.headers["Content-Type"].startswith("text/html")
+        assert b"midge test" in r.read()
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/../../etc/passwd", timeout=5)
+    assert err.value.code == 404
+    Client(broker, "counted")
+    with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    assert "midge_connections 1" in text
+    assert "# TYPE midge_messages_received_total counter" in text
+
+
+def test_sigterm_tells_v5_clients_and_exits_cleanly(broker):
+    peer = Peer(broker.tcp_port)
+    peer.send(connect("leaving"))
+    peer.expect(0x20)
+    assert broker.stop() == 0
+    assert peer.expect(DISCONNECT)[0] == 0x8B  # Server shutting down
