@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use midge_codec::{Publish, TopicFilter};
 
 use crate::config::Config;
 use crate::metrics::{self, Metrics};
 use crate::router::Router;
-use crate::session::{Outgoing, QueueLimits, Session};
+use crate::session::{Message, Outgoing, QueueLimits, Session};
 
 /// What all connection tasks share.
 pub(crate) struct Shared {
@@ -17,7 +18,7 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     router: RwLock<Router>,
     sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
-    retained: RwLock<HashMap<Box<str>, Arc<Publish>>>,
+    retained: RwLock<HashMap<Box<str>, Arc<Message>>>,
 }
 
 /// A poisoned lock means a task panicked mid-update; the maps are still consistent enough
@@ -57,13 +58,15 @@ impl Shared {
 
     /// Delivers a message to every matching subscription, and keeps it if it is retained.
     /// `publisher` is the client it came from (for No Local), if any.
-    pub(crate) fn publish(&self, publish: Arc<Publish>, publisher: Option<&str>) {
+    pub(crate) fn publish(&self, publish: Publish, publisher: Option<&str>) {
+        let message = Message::new(publish);
+        let publish = &message.publish;
         if publish.retain {
             let mut retained = write(&self.retained);
             if publish.payload.is_empty() {
                 retained.remove(publish.topic.as_str());
             } else {
-                retained.insert(publish.topic.as_str().into(), publish.clone());
+                retained.insert(publish.topic.as_str().into(), message.clone());
             }
         }
         // One copy per client for overlapping plain subscriptions, at the highest granted
@@ -82,7 +85,7 @@ impl Shared {
             let ids = target.subscription.id.into_iter();
             if target.shared {
                 let message = Outgoing {
-                    publish: publish.clone(),
+                    message: message.clone(),
                     qos,
                     retain,
                     subscription_ids: ids.collect(),
@@ -92,7 +95,7 @@ impl Shared {
             }
             let entry = plain.entry(Arc::as_ptr(target.session)).or_insert_with(|| {
                 let message = Outgoing {
-                    publish: publish.clone(),
+                    message: message.clone(),
                     qos,
                     retain,
                     subscription_ids: Vec::new(),
@@ -113,19 +116,32 @@ impl Shared {
         }
     }
 
-    /// The retained messages matching `filter`, to send on subscribe.
-    pub(crate) fn retained_matching(&self, filter: &TopicFilter) -> Vec<Arc<Publish>> {
-        read(&self.retained)
+    /// The retained messages matching `filter`, to send on subscribe; expired ones go.
+    pub(crate) fn retained_matching(&self, filter: &TopicFilter) -> Vec<Arc<Message>> {
+        let now = Instant::now();
+        let (live, expired): (Vec<_>, Vec<_>) = read(&self.retained)
             .values()
-            .filter(|p| filter.matches(&p.topic))
+            .filter(|m| filter.matches(&m.publish.topic))
             .cloned()
-            .collect()
+            .partition(|m| !m.is_expired(now));
+        if !expired.is_empty() {
+            let mut retained = write(&self.retained);
+            for m in expired {
+                retained.remove(m.publish.topic.as_str());
+            }
+        }
+        live
+    }
+
+    /// Retained messages, subscriptions and sessions held.
+    pub(crate) fn gauges(&self) -> (usize, usize, usize) {
+        let retained = read(&self.retained).len();
+        let subscriptions = read(&self.router).len();
+        (retained, subscriptions, self.sessions().len())
     }
 
     pub(crate) fn metrics_text(&self) -> String {
-        let retained = read(&self.retained).len();
-        let subscriptions = read(&self.router).len();
-        let sessions = self.sessions().len();
+        let (retained, subscriptions, sessions) = self.gauges();
         self.metrics.render(retained, subscriptions, sessions)
     }
 

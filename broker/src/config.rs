@@ -33,6 +33,8 @@ pub struct Config {
     pub topic_alias_maximum: u16,
     /// Seconds a new connection has to complete its handshake and CONNECT.
     pub connect_timeout_secs: u64,
+    /// Seconds between updates of the `$SYS/broker/...` statistics topics; 0 turns them off.
+    pub sys_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -48,6 +50,7 @@ impl Default for Config {
             receive_maximum: 100,
             topic_alias_maximum: 64,
             connect_timeout_secs: 10,
+            sys_interval_secs: 10,
         }
     }
 }

@@ -430,11 +430,9 @@ impl Connection {
         let qos = publish.qos;
         let client = self.session.client_id.clone();
         match (qos, packet_id) {
-            (QoS::AtMostOnce, _) | (_, None) => {
-                self.shared.publish(Arc::new(publish), Some(&client))
-            }
+            (QoS::AtMostOnce, _) | (_, None) => self.shared.publish(publish, Some(&client)),
             (QoS::AtLeastOnce, Some(id)) => {
-                self.shared.publish(Arc::new(publish), Some(&client));
+                self.shared.publish(publish, Some(&client));
                 self.send(&Packet::PubAck(PubAck::new(id)));
             }
             (QoS::ExactlyOnce, Some(id)) => {
@@ -453,7 +451,7 @@ impl Connection {
                 }
                 if first {
                     publish.dup = false;
-                    self.shared.publish(Arc::new(publish), Some(&client));
+                    self.shared.publish(publish, Some(&client));
                 }
                 self.send(&Packet::PubRec(PubRec::new(id)));
             }
@@ -495,10 +493,10 @@ impl Connection {
             if send_retained {
                 for message in self.shared.retained_matching(&s.filter) {
                     retained.push(Outgoing {
-                        qos: s.options.qos.min(message.qos),
+                        qos: s.options.qos.min(message.publish.qos),
                         retain: true,
                         subscription_ids: subscription.id.into_iter().collect(),
-                        publish: message,
+                        message,
                     });
                 }
             }
@@ -549,6 +547,10 @@ impl Connection {
             let Some(message) = state.queue.pop_front() else {
                 break;
             };
+            // [MQTT-3.3.2-5]: an expired message is not delivered.
+            if message.message.is_expired(std::time::Instant::now()) {
+                continue;
+            }
             let packet_id = needs_id.then(|| state.next_packet_id());
             if let Some(id) = packet_id {
                 state
@@ -635,7 +637,7 @@ impl Connection {
         );
         let taken_over = matches!(end, End::TakenOver);
         if let (Some(will), false) = (self.will.take(), clean) {
-            publish_will(&self.shared, will, &self.session.client_id);
+            self.schedule_will(will, taken_over);
         }
         if taken_over {
             return;
@@ -667,29 +669,58 @@ impl Connection {
     }
 }
 
-/// The PUBLISH a subscriber receives for `message`.
+impl Connection {
+    /// Publishes the will now, or (5.0) after its Will Delay Interval unless the client
+    /// connects again first; never later than the session ends (§3.1.3.2.2).
+    fn schedule_will(&self, will: Will, taken_over: bool) {
+        let delay = will.properties.will_delay_interval.unwrap_or(0);
+        let expiry = self.session.lock().expiry_interval;
+        let wait = delay.min(expiry);
+        if wait == 0 {
+            // A new connection before the delay elapsed cancels a delayed will.
+            if !(taken_over && delay > 0) {
+                publish_will(&self.shared, will, &self.session.client_id);
+            }
+            return;
+        }
+        let (shared, session, generation) =
+            (self.shared.clone(), self.session.clone(), self.generation);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(u64::from(wait))).await;
+            if session.lock().generation == generation {
+                publish_will(&shared, will, &session.client_id);
+            }
+        });
+    }
+}
+
+/// The PUBLISH a subscriber receives for `outgoing`: the original's topic, payload and
+/// properties (less its topic alias), with this subscriber's QoS, RETAIN flag, packet
+/// identifier and subscription identifiers, and the expiry interval left.
 fn outgoing_publish(
-    message: &Outgoing,
+    outgoing: &Outgoing,
     packet_id: Option<PacketId>,
     dup: bool,
     version: ProtocolVersion,
 ) -> Publish {
-    let original = &message.publish;
+    let original = &outgoing.message.publish;
     let mut publish = Publish {
         dup,
-        qos: message.qos,
-        retain: message.retain,
+        qos: outgoing.qos,
+        retain: outgoing.retain,
         topic: original.topic.clone(),
         packet_id,
         payload: original.payload.clone(),
         properties: None,
     };
-    if version.is_v5() && (original.properties.is_some() || !message.subscription_ids.is_empty()) {
+    if version.is_v5() && (original.properties.is_some() || !outgoing.subscription_ids.is_empty()) {
         let mut properties = original.properties().clone();
         properties.topic_alias = None;
         properties
             .subscription_identifiers
-            .clone_from(&message.subscription_ids);
+            .clone_from(&outgoing.subscription_ids);
+        properties.message_expiry_interval =
+            outgoing.message.remaining_secs(Instant::now().into_std());
         publish.properties = Some(Box::new(properties));
     }
     publish
@@ -716,7 +747,7 @@ fn publish_will(shared: &Shared, will: Will, client: &str) {
         properties.user_properties = p.user_properties;
     }
     tracing::debug!(client, topic = %publish.topic, "publishing will");
-    shared.publish(Arc::new(publish), Some(client));
+    shared.publish(publish, Some(client));
 }
 
 /// A suffix for assigned client identifiers: unique within this process and unlikely to

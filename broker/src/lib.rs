@@ -14,6 +14,7 @@ mod http;
 mod metrics;
 mod router;
 mod session;
+mod sys;
 mod transport;
 
 use std::net::SocketAddr;
@@ -77,6 +78,10 @@ impl Broker {
                 shutdown.subscribe(),
                 Kind::Http,
             ));
+        }
+        if shared.config.sys_interval_secs > 0 {
+            let interval = Duration::from_secs(shared.config.sys_interval_secs);
+            tasks.spawn(sys::run(shared.clone(), interval, shutdown.subscribe()));
         }
         Ok(Broker {
             tcp,

@@ -7,17 +7,48 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use midge_codec::{PacketId, Publish, QoS, SubscriptionId, TopicFilter};
 use tokio::sync::Notify;
 
 use crate::router::Subscription;
 
+/// A message as the broker holds it: the PUBLISH as received, and when it expires (5.0
+/// Message Expiry Interval, §3.3.2.3.3).
+#[derive(Debug)]
+pub(crate) struct Message {
+    pub(crate) publish: Publish,
+    pub(crate) expires: Option<Instant>,
+}
+
+impl Message {
+    /// Takes a received PUBLISH in, starting its expiry clock now.
+    pub(crate) fn new(publish: Publish) -> Arc<Message> {
+        let interval = publish.properties().message_expiry_interval;
+        let expires = interval.map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
+        Arc::new(Message { publish, expires })
+    }
+
+    pub(crate) fn is_expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|at| at <= now)
+    }
+
+    /// The Message Expiry Interval to forward: the seconds left, rounded up [MQTT-3.3.2-6].
+    pub(crate) fn remaining_secs(&self, now: Instant) -> Option<u32> {
+        self.expires.map(|at| {
+            let left = at.saturating_duration_since(now);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            u32::try_from(secs).unwrap_or(u32::MAX)
+        })
+    }
+}
+
 /// A message on its way to one session.
 #[derive(Clone, Debug)]
 pub(crate) struct Outgoing {
     /// The message as published; shared by every subscriber.
-    pub(crate) publish: Arc<Publish>,
+    pub(crate) message: Arc<Message>,
     /// The QoS it goes out at: the lower of the published and the granted one.
     pub(crate) qos: QoS,
     /// The RETAIN flag it goes out with.
@@ -157,7 +188,7 @@ mod tests {
     fn message(qos: QoS, n: u8) -> Outgoing {
         let publish = Publish::new(TopicName::from_static("t"), vec![n]);
         Outgoing {
-            publish: Arc::new(publish),
+            message: Message::new(publish),
             qos,
             retain: false,
             subscription_ids: Vec::new(),
@@ -169,7 +200,7 @@ mod tests {
             .lock()
             .queue
             .iter()
-            .map(|m| m.publish.payload[0])
+            .map(|m| m.message.publish.payload[0])
             .collect()
     }
 

@@ -69,6 +69,15 @@ class Client:
     def get(self, timeout=TIMEOUT):
         return self.messages.get(timeout=timeout)
 
+    def drain(self, wait=0.3):
+        """Every message that arrives within `wait` seconds of the last one."""
+        messages = []
+        while True:
+            try:
+                messages.append(self.messages.get(timeout=wait))
+            except queue.Empty:
+                return messages
+
     def nothing(self, wait=0.3):
         try:
             message = self.messages.get(timeout=wait)

@@ -1,6 +1,8 @@
 """The broker driven by Eclipse Paho (Python), over TCP and WebSocket, MQTT 3.1.1 and 5.0,
 including the 5.0 features a Mosquitto user relies on."""
 
+import time
+
 import pytest
 
 from paho_client import Client, properties
@@ -145,3 +147,44 @@ def test_will_over_websocket(broker):
     doomed.kill()
     message = watcher.get()
     assert (message.topic, message.payload) == ("presence/doomed", b"offline")
+
+
+def test_message_expiry(broker):
+    props = properties("CONNECT", SessionExpiryInterval=300)
+    away = Client(broker, "away", clean=False, connect_properties=props)
+    away.subscribe("news/#", qos=1)
+    away.stop()
+    pub = Client(broker, "pub")
+    pub.publish("news/stale", b"old", qos=1, properties=properties("PUBLISH", MessageExpiryInterval=1))
+    pub.publish("news/fresh", b"new", qos=1, properties=properties("PUBLISH", MessageExpiryInterval=120))
+    time.sleep(1.5)
+    back = Client(broker, "away", clean=False, connect_properties=props)
+    message = back.get()
+    # The expired one is gone; the other carries the time it has left [MQTT-3.3.2-6].
+    assert message.topic == "news/fresh"
+    assert 100 < message.properties.MessageExpiryInterval <= 120
+    back.nothing()
+
+
+def test_will_delay_is_cancelled_by_a_reconnect(broker):
+    watcher = Client(broker, "watcher")
+    watcher.subscribe("presence/#", qos=1)
+    will = {"topic": "presence/flaky", "payload": b"gone", "qos": 1,
+            "properties": properties("WILLMESSAGE", WillDelayInterval=2)}
+    session = properties("CONNECT", SessionExpiryInterval=60)
+    Client(broker, "flaky", will=will, clean=False, connect_properties=session).kill()
+    Client(broker, "flaky", will=will, clean=False, connect_properties=session)  # back in time
+    watcher.nothing(wait=3)
+    # Gone for good this time: the will follows after its delay.
+    Client(broker, "steady", will=dict(will, topic="presence/steady"), connect_properties=session).kill()
+    started = time.monotonic()
+    assert watcher.get(timeout=6).topic == "presence/steady"
+    assert time.monotonic() - started >= 1.5
+
+
+def test_sys_topics(broker):
+    sub = Client(broker, "operator")
+    sub.subscribe("$SYS/broker/version")
+    # The retained copy, possibly after a live update that raced the subscription.
+    messages = [sub.get(), *sub.drain(wait=0.3)]
+    assert any(m.retain and m.payload.startswith(b"midge ") for m in messages), messages
