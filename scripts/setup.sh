@@ -58,7 +58,33 @@ python_packages() {
     say "python packages ok: $(grep -v '^#' "$stamp" | tr '\n' ' ')"
 }
 
+# The npm side (MQTT.js for the interop tests), exactly as package-lock.json pins it.
+npm_packages() {
+    if ! have node || ! have npm; then
+        say "installing Debian's nodejs and npm"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo=sudo
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    if ! cmp -s package-lock.json node_modules/.midge-installed-lock; then
+        say "installing npm packages (npm ci)"
+        npm ci --no-audit --no-fund --loglevel=error
+        cp package-lock.json node_modules/.midge-installed-lock
+    fi
+    say "node $(node --version), npm packages ok"
+}
+
+# With no arguments, everything; otherwise only the parts named (rust, debian, python, npm).
 cd "$(dirname "$0")/.."
-rust
-debian
-python_packages
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(rust debian python npm)
+for part in "${parts[@]}"; do
+    case "$part" in
+        rust) rust ;;
+        debian) debian ;;
+        python) python_packages ;;
+        npm) npm_packages ;;
+        *) say "unknown part: $part"; exit 2 ;;
+    esac
+done

@@ -17,5 +17,5 @@ step "codec builds for the browser (wasm32-unknown-unknown, no std I/O)" \
     cargo build -p midge-codec --target wasm32-unknown-unknown --release --locked
 step "tests" cargo test --workspace --locked
 step "broker binary for the end-to-end tests" cargo build -p midge-broker --locked
-step "end to end: midge against mosquitto_pub/sub, Paho and raw peers" \
+step "end to end: midge against mosquitto_pub/sub, Paho, MQTT.js and raw peers" \
     .venv/bin/pytest tests/e2e -q -p no:cacheprovider
