@@ -2,13 +2,14 @@
 //! publish path that ties them together.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use midge_codec::{Publish, TopicFilter};
 
 use crate::config::Config;
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Gauges, Metrics};
 use crate::router::Router;
 use crate::session::{Message, Outgoing, QueueLimits, Session};
 
@@ -19,6 +20,8 @@ pub(crate) struct Shared {
     router: RwLock<Router>,
     sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     retained: RwLock<HashMap<Box<str>, Arc<Message>>>,
+    /// The bytes queued for all clients together.
+    pub(crate) queued_bytes: AtomicUsize,
 }
 
 /// A poisoned lock means a task panicked mid-update; the maps are still consistent enough
@@ -39,12 +42,16 @@ impl Shared {
             router: RwLock::default(),
             sessions: Mutex::default(),
             retained: RwLock::default(),
+            queued_bytes: AtomicUsize::new(0),
         }
     }
 
-    pub(crate) fn limits(&self) -> QueueLimits {
+    pub(crate) fn limits(&self) -> QueueLimits<'_> {
         QueueLimits {
             max_queued_messages: self.config.max_queued_messages,
+            max_queued_bytes: self.config.max_queued_bytes,
+            max_total_queued_bytes: self.config.max_total_queued_bytes,
+            total_queued_bytes: &self.queued_bytes,
         }
     }
 
@@ -133,16 +140,18 @@ impl Shared {
         live
     }
 
-    /// Retained messages, subscriptions and sessions held.
-    pub(crate) fn gauges(&self) -> (usize, usize, usize) {
-        let retained = read(&self.retained).len();
-        let subscriptions = read(&self.router).len();
-        (retained, subscriptions, self.sessions().len())
+    /// What the broker holds right now.
+    pub(crate) fn gauges(&self) -> Gauges {
+        Gauges {
+            retained: read(&self.retained).len(),
+            subscriptions: read(&self.router).len(),
+            sessions: self.sessions().len(),
+            queued_bytes: self.queued_bytes.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) fn metrics_text(&self) -> String {
-        let (retained, subscriptions, sessions) = self.gauges();
-        self.metrics.render(retained, subscriptions, sessions)
+        self.metrics.render(self.gauges())
     }
 
     /// Empties a session: its subscriptions and queued messages go (a clean start).
@@ -150,7 +159,7 @@ impl Shared {
         let filters: Vec<TopicFilter> = {
             let mut state = session.lock();
             let filters = state.subscriptions.drain().map(|(_, (f, _))| f).collect();
-            state.clear();
+            state.clear(&self.queued_bytes);
             filters
         };
         let mut router = self.router();

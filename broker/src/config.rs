@@ -26,6 +26,10 @@ pub struct Config {
     pub max_connections: usize,
     /// How many messages may wait for one client; beyond it QoS 0 ones are dropped first.
     pub max_queued_messages: usize,
+    /// How many bytes (payloads and topics) may wait for one client.
+    pub max_queued_bytes: usize,
+    /// How many bytes may wait for all clients together.
+    pub max_total_queued_bytes: usize,
     /// How many QoS 1 and 2 messages may be in flight to one client (capped by the client's
     /// own Receive Maximum), and how many QoS 2 messages it may have in flight to us.
     pub receive_maximum: u16,
@@ -47,6 +51,8 @@ impl Default for Config {
             max_packet_size: 1024 * 1024,
             max_connections: 10_000,
             max_queued_messages: 1000,
+            max_queued_bytes: 16 * 1024 * 1024,
+            max_total_queued_bytes: 1024 * 1024 * 1024,
             receive_maximum: 100,
             topic_alias_maximum: 64,
             connect_timeout_secs: 10,

@@ -544,7 +544,7 @@ impl Connection {
             if needs_id && state.inflight.len() >= self.send_quota {
                 break;
             }
-            let Some(message) = state.queue.pop_front() else {
+            let Some(message) = state.queue.pop_front(&self.shared.queued_bytes) else {
                 break;
             };
             // [MQTT-3.3.2-5]: an expired message is not delivered.
@@ -625,7 +625,15 @@ impl Connection {
             End::Disconnect { .. } | End::Lost => None,
         };
         if let (Some(code), true) = (reason, self.version.is_v5()) {
-            self.send(&Packet::from(Disconnect::new(code)));
+            let mut disconnect = Disconnect::new(code);
+            // Say why, in words, where the client can take the extra bytes (§3.14.2.2.3).
+            if let End::Violation(_, why) = &end {
+                disconnect.properties.reason_string = ByteStr::try_from(why.as_str()).ok();
+                if disconnect.encoded_len(self.version) > self.client_max_packet {
+                    disconnect.properties.reason_string = None;
+                }
+            }
+            self.send(&Packet::from(disconnect));
         }
         let _ = self.flush().await;
         self.writer.close().await;

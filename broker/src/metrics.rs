@@ -3,6 +3,15 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// What the broker holds right now.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Gauges {
+    pub(crate) retained: usize,
+    pub(crate) subscriptions: usize,
+    pub(crate) sessions: usize,
+    pub(crate) queued_bytes: usize,
+}
+
 /// The broker's counters. Relaxed atomics: each is independent and only ever summed.
 #[derive(Default)]
 pub(crate) struct Metrics {
@@ -38,7 +47,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the gauges the caller knows.
-    pub(crate) fn render(&self, retained: usize, subscriptions: usize, sessions: usize) -> String {
+    pub(crate) fn render(&self, gauges: Gauges) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
@@ -109,19 +118,25 @@ impl Metrics {
             "retained_messages",
             "gauge",
             "Retained messages held.",
-            &[("", retained as u64)],
+            &[("", gauges.retained as u64)],
+        );
+        metric(
+            "queued_bytes",
+            "gauge",
+            "Bytes of messages waiting for clients.",
+            &[("", gauges.queued_bytes as u64)],
         );
         metric(
             "subscriptions",
             "gauge",
             "Subscriptions held.",
-            &[("", subscriptions as u64)],
+            &[("", gauges.subscriptions as u64)],
         );
         metric(
             "sessions",
             "gauge",
             "Sessions held, connected or not.",
-            &[("", sessions as u64)],
+            &[("", gauges.sessions as u64)],
         );
         out
     }

@@ -5,7 +5,7 @@
 //! connection currently attached to it sends them. Its lock is per session, never global.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,69 @@ pub(crate) struct Outgoing {
     pub(crate) subscription_ids: Vec<SubscriptionId>,
 }
 
+impl Outgoing {
+    /// What it costs to keep queued: its payload and topic.
+    pub(crate) fn size(&self) -> usize {
+        let publish = &self.message.publish;
+        publish.payload.len() + publish.topic.as_str().len()
+    }
+}
+
+/// The messages waiting for one client, with their size accounted here and in the
+/// broker-wide total (which every change updates, so it never drifts).
+#[derive(Default)]
+pub(crate) struct Queue {
+    messages: VecDeque<Outgoing>,
+    bytes: usize,
+}
+
+impl Queue {
+    pub(crate) fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub(crate) fn front(&self) -> Option<&Outgoing> {
+        self.messages.front()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Outgoing> {
+        self.messages.iter()
+    }
+
+    fn push_back(&mut self, message: Outgoing, total: &AtomicUsize) {
+        self.bytes += message.size();
+        total.fetch_add(message.size(), Ordering::Relaxed);
+        self.messages.push_back(message);
+    }
+
+    pub(crate) fn pop_front(&mut self, total: &AtomicUsize) -> Option<Outgoing> {
+        let message = self.messages.pop_front()?;
+        self.forget(&message, total);
+        Some(message)
+    }
+
+    fn remove(&mut self, index: usize, total: &AtomicUsize) {
+        if let Some(message) = self.messages.remove(index) {
+            self.forget(&message, total);
+        }
+    }
+
+    pub(crate) fn clear(&mut self, total: &AtomicUsize) {
+        total.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.messages.clear();
+        self.bytes = 0;
+    }
+
+    fn forget(&mut self, message: &Outgoing, total: &AtomicUsize) {
+        self.bytes -= message.size();
+        total.fetch_sub(message.size(), Ordering::Relaxed);
+    }
+}
+
 /// A QoS 1 or 2 message sent and not yet completely acknowledged.
 #[derive(Clone, Debug)]
 pub(crate) enum Inflight {
@@ -72,7 +135,7 @@ pub(crate) struct SessionState {
     /// Subscriptions by filter string, for resubscribe-on-takeover and unsubscribe.
     pub(crate) subscriptions: HashMap<Box<str>, (TopicFilter, Subscription)>,
     /// Messages waiting to be sent.
-    pub(crate) queue: VecDeque<Outgoing>,
+    pub(crate) queue: Queue,
     /// Sent QoS 1 and 2 messages by packet identifier, in the order they were sent.
     pub(crate) inflight: BTreeMap<u16, Inflight>,
     /// Inbound QoS 2 packet identifiers whose PUBREC was sent and PUBREL not yet received.
@@ -95,10 +158,23 @@ pub(crate) struct Session {
     connected: AtomicBool,
 }
 
-/// Limits on what a session may hold for a slow or absent client.
+/// Limits on what a session may hold for a slow or absent client, and the broker-wide
+/// count of queued bytes they are checked against.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct QueueLimits {
+pub(crate) struct QueueLimits<'a> {
     pub(crate) max_queued_messages: usize,
+    pub(crate) max_queued_bytes: usize,
+    pub(crate) max_total_queued_bytes: usize,
+    pub(crate) total_queued_bytes: &'a AtomicUsize,
+}
+
+impl QueueLimits<'_> {
+    /// Whether `queue` may take `size` more bytes as one more message.
+    fn has_room(&self, queue: &Queue, size: usize) -> bool {
+        queue.len() < self.max_queued_messages
+            && queue.bytes() + size <= self.max_queued_bytes
+            && self.total_queued_bytes.load(Ordering::Relaxed) + size <= self.max_total_queued_bytes
+    }
 }
 
 impl Session {
@@ -126,28 +202,29 @@ impl Session {
     }
 
     /// Queues a message for the client and wakes its connection. QoS 0 messages are not
-    /// kept for a disconnected client (as Mosquitto does by default); when the queue is
-    /// full, a QoS 0 message is dropped first, else the new one. Returns whether it was
-    /// queued.
-    pub(crate) fn enqueue(&self, message: Outgoing, limits: QueueLimits) -> bool {
+    /// kept for a disconnected client (as Mosquitto does by default). Over a limit, queued
+    /// QoS 0 messages are dropped to make room, else the new message is; drops are counted
+    /// in the session. Returns whether it was queued.
+    pub(crate) fn enqueue(&self, message: Outgoing, limits: QueueLimits<'_>) -> bool {
         let mut state = self.lock();
         if message.qos == QoS::AtMostOnce && !self.is_connected() {
             return false;
         }
-        if state.queue.len() >= limits.max_queued_messages {
+        let size = message.size();
+        let total = limits.total_queued_bytes;
+        while !limits.has_room(&state.queue, size) {
             let qos0 = state.queue.iter().position(|m| m.qos == QoS::AtMostOnce);
+            let fits_at_all = size <= limits.max_queued_bytes;
             match qos0 {
-                Some(i) => {
-                    state.queue.remove(i);
-                }
-                None => {
+                Some(i) if fits_at_all => state.queue.remove(i, total),
+                _ => {
                     state.dropped += 1;
                     return false;
                 }
             }
             state.dropped += 1;
         }
-        state.queue.push_back(message);
+        state.queue.push_back(message, total);
         if let Some(waker) = &state.waker {
             waker.notify_one();
         }
@@ -168,7 +245,8 @@ impl SessionState {
     }
 
     /// Forgets everything but the attachment bookkeeping: a clean start, or an expired session.
-    pub(crate) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self, total_queued_bytes: &AtomicUsize) {
+        self.queue.clear(total_queued_bytes);
         let waker = self.waker.take();
         let generation = self.generation;
         *self = SessionState {
@@ -195,6 +273,15 @@ mod tests {
         }
     }
 
+    fn limits(messages: usize, bytes: usize, total: &AtomicUsize) -> QueueLimits<'_> {
+        QueueLimits {
+            max_queued_messages: messages,
+            max_queued_bytes: bytes,
+            max_total_queued_bytes: 2 * bytes.min(1 << 40),
+            total_queued_bytes: total,
+        }
+    }
+
     fn payloads(session: &Session) -> Vec<u8> {
         session
             .lock()
@@ -208,9 +295,8 @@ mod tests {
     fn a_full_queue_drops_qos0_first_then_new_messages() {
         let session = Session::new("s".into());
         session.set_connected(true);
-        let limits = QueueLimits {
-            max_queued_messages: 3,
-        };
+        let total = AtomicUsize::new(0);
+        let limits = limits(3, usize::MAX, &total);
         assert!(session.enqueue(message(QoS::AtLeastOnce, 1), limits));
         assert!(session.enqueue(message(QoS::AtMostOnce, 2), limits));
         assert!(session.enqueue(message(QoS::AtLeastOnce, 3), limits));
@@ -226,9 +312,8 @@ mod tests {
     #[test]
     fn qos0_is_not_kept_for_a_disconnected_client() {
         let session = Session::new("s".into());
-        let limits = QueueLimits {
-            max_queued_messages: 10,
-        };
+        let total = AtomicUsize::new(0);
+        let limits = limits(10, usize::MAX, &total);
         assert!(!session.enqueue(message(QoS::AtMostOnce, 1), limits));
         assert!(session.enqueue(message(QoS::AtLeastOnce, 2), limits));
         assert_eq!(payloads(&session), [2]);
@@ -242,5 +327,38 @@ mod tests {
         assert_eq!(state.next_packet_id().get(), 3);
         state.next_packet_id = u16::MAX;
         assert_eq!(state.next_packet_id().get(), 1);
+    }
+
+    #[test]
+    fn byte_limits_per_client_and_in_total() {
+        let total = AtomicUsize::new(0);
+        // Each test message is 2 bytes (topic "t", one payload byte).
+        let per_client = limits(100, 4, &total);
+        let (a, b, c) = (
+            Session::new("a".into()),
+            Session::new("b".into()),
+            Session::new("c".into()),
+        );
+        for s in [&a, &b, &c] {
+            s.set_connected(true);
+        }
+        assert!(a.enqueue(message(QoS::AtLeastOnce, 1), per_client));
+        assert!(a.enqueue(message(QoS::AtLeastOnce, 2), per_client));
+        assert!(
+            !a.enqueue(message(QoS::AtLeastOnce, 3), per_client),
+            "a holds its 4 bytes"
+        );
+        assert!(b.enqueue(message(QoS::AtLeastOnce, 4), per_client));
+        assert!(b.enqueue(message(QoS::AtLeastOnce, 5), per_client));
+        // The broker-wide limit (8 bytes here) is reached: c gets nothing more.
+        assert_eq!(total.load(Ordering::Relaxed), 8);
+        assert!(!c.enqueue(message(QoS::AtLeastOnce, 6), per_client));
+        // Sending and clearing give the bytes back.
+        assert!(a.lock().queue.pop_front(&total).is_some());
+        assert!(c.enqueue(message(QoS::AtLeastOnce, 7), per_client));
+        for s in [&a, &b, &c] {
+            s.lock().clear(&total);
+        }
+        assert_eq!(total.load(Ordering::Relaxed), 0);
     }
 }

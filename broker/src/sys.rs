@@ -36,19 +36,19 @@ fn publish(shared: &Shared, started: Instant) {
             .sum::<u64>()
             .to_string()
     };
-    let (retained, subscriptions, sessions) = shared.gauges();
+    let gauges = shared.gauges();
     let values = [
         ("version", format!("midge {}", env!("CARGO_PKG_VERSION"))),
         ("uptime", format!("{} seconds", started.elapsed().as_secs())),
         ("clients/connected", get(&m.connections)),
-        ("clients/total", sessions.to_string()),
+        ("clients/total", gauges.sessions.to_string()),
         ("messages/received", sum(&m.messages_received)),
         ("messages/sent", sum(&m.messages_sent)),
         ("messages/dropped", get(&m.messages_dropped)),
         ("bytes/received", get(&m.bytes_received)),
         ("bytes/sent", get(&m.bytes_sent)),
-        ("subscriptions/count", subscriptions.to_string()),
-        ("retained messages/count", retained.to_string()),
+        ("subscriptions/count", gauges.subscriptions.to_string()),
+        ("retained messages/count", gauges.retained.to_string()),
     ];
     for (name, value) in values {
         let Ok(topic) = TopicName::try_from(format!("$SYS/broker/{name}")) else {

@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 
+from conftest import Broker
 from paho_client import Client
 from raw import Peer, WsPeer, connect, packet, publish, string, subscribe, varint
 
@@ -51,6 +52,8 @@ def test_v5_malformed_input_gets_its_reason_code(broker, bystander, case):
     peer.send(data)
     body = peer.expect(DISCONNECT)
     assert body[0] == reason, f"{case}: reason 0x{body[0]:02x}, expected 0x{reason:02x}"
+    # Properties: a Reason String (0x1F) saying what was wrong.
+    assert body[1] > 0 and body[2] == 0x1F, body
     assert peer.closed()
 
 
@@ -148,3 +151,38 @@ def test_sigterm_tells_v5_clients_and_exits_cleanly(broker):
     peer.expect(0x20)
     assert broker.stop() == 0
     assert peer.expect(DISCONNECT)[0] == 0x8B  # Server shutting down
+
+
+def metric(broker, name):
+    with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+    raise AssertionError(f"no metric {name}")
+
+
+def test_a_slow_consumer_cannot_grow_memory(tmp_path):
+    config = tmp_path / "midge.toml"
+    config.write_text("max_queued_messages = 50\nmax_queued_bytes = 100000\n")
+    broker = Broker(tmp_path, "--config", str(config))
+    try:
+        slow = Peer(broker.tcp_port)
+        slow.send(connect("slow", properties=b"\x21\x00\x05"))  # Receive Maximum 5
+        slow.expect(0x20)
+        slow.send(subscribe(1, "flood", qos=1))
+        slow.expect(0x90)
+        # It never reads or acknowledges again. A flood of 500 QoS 1 messages of 100 bytes:
+        flooder = Client(broker, "flooder")
+        for _ in range(500):
+            flooder.publish("flood", b"x" * 100, qos=1)
+        # 5 in flight, 50 queued, the rest dropped, counted, and the memory bounded.
+        assert metric(broker, "midge_messages_dropped_total") == 500 - 5 - 50
+        assert metric(broker, "midge_queued_bytes") == 50 * (100 + len("flood"))
+        # Everyone else is served as before.
+        watcher = Client(broker, "watcher")
+        watcher.subscribe("other", qos=1)
+        flooder.publish("other", b"fine", qos=1)
+        assert watcher.get().payload == b"fine"
+        assert "queue full" in broker.log()
+    finally:
+        broker.stop()
