@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use midge_codec::{Publish, TopicFilter};
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::metrics::{self, Gauges, Metrics};
 use crate::router::Router;
@@ -16,6 +17,7 @@ use crate::session::{Message, Outgoing, QueueLimits, Session};
 /// What all connection tasks share.
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    pub(crate) auth: Arc<dyn Auth>,
     pub(crate) metrics: Metrics,
     router: RwLock<Router>,
     sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
@@ -35,9 +37,10 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config, auth: Arc<dyn Auth>) -> Self {
         Shared {
             config,
+            auth,
             metrics: Metrics::default(),
             router: RwLock::default(),
             sessions: Mutex::default(),

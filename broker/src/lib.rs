@@ -7,6 +7,7 @@
 //! chosen addresses are in [`Broker::tcp_addrs`] and [`Broker::http_addrs`]) and serves
 //! until [`Broker::shutdown`].
 
+mod auth;
 mod broker;
 mod config;
 mod connection;
@@ -25,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+pub use auth::{AllowAll, Auth, ClientInfo};
 pub use config::{Config, ConfigError};
 
 use crate::broker::Shared;
@@ -38,11 +40,19 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Binds every listener and starts serving.
+    /// Binds every listener and starts serving, letting everyone in ([`AllowAll`]).
     pub async fn start(config: Config) -> Result<Broker, Box<dyn std::error::Error + Send + Sync>> {
+        Self::start_with_auth(config, Arc::new(AllowAll)).await
+    }
+
+    /// Binds every listener and starts serving, asking `auth` who may do what.
+    pub async fn start_with_auth(
+        config: Config,
+        auth: Arc<dyn Auth>,
+    ) -> Result<Broker, Box<dyn std::error::Error + Send + Sync>> {
         config.validate()?;
         let (shutdown, _) = watch::channel(false);
-        let shared = Arc::new(Shared::new(config));
+        let shared = Arc::new(Shared::new(config, auth));
         let permits = Arc::new(Semaphore::new(shared.config.max_connections));
         let mut tasks = JoinSet::new();
         let mut tcp = Vec::new();

@@ -1,0 +1,49 @@
+//! Who may connect, publish and subscribe: the hook that authentication and access control
+//! plug into. The broker asks it at CONNECT, at every SUBSCRIBE filter and at every PUBLISH.
+//!
+//! [`AllowAll`] is what runs until a backend is configured, which is why the broker only
+//! listens on loopback unless `allow_anonymous` is set.
+
+use midge_codec::{Connect, ReasonCode, TopicFilter, TopicName};
+
+/// The client a decision is about.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientInfo<'a> {
+    /// Its client identifier (assigned by the broker if it sent none).
+    pub client_id: &'a str,
+    /// The user name it connected with.
+    pub username: Option<&'a str>,
+}
+
+/// An authentication and authorisation backend.
+pub trait Auth: Send + Sync + 'static {
+    /// Accepts a CONNECT, or refuses it with a CONNACK reason code (MQTT 3.x clients get the
+    /// nearest 3.x return code, e.g. 0x86 Bad User Name or Password becomes 4).
+    fn connect(&self, connect: &Connect) -> Result<(), ReasonCode>;
+
+    /// Whether the client may subscribe to `filter`. A refused filter gets Not authorized
+    /// (0x87) in a 5.0 SUBACK and Failure (0x80) in a 3.x one; the others are unaffected.
+    fn subscribe(&self, client: ClientInfo<'_>, filter: &TopicFilter) -> bool;
+
+    /// Whether the client may publish to `topic`. A refused message is dropped; a 5.0
+    /// client's PUBACK or PUBREC then says Not authorized (0x87).
+    fn publish(&self, client: ClientInfo<'_>, topic: &TopicName) -> bool;
+}
+
+/// Everyone may do everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllowAll;
+
+impl Auth for AllowAll {
+    fn connect(&self, _: &Connect) -> Result<(), ReasonCode> {
+        Ok(())
+    }
+
+    fn subscribe(&self, _: ClientInfo<'_>, _: &TopicFilter) -> bool {
+        true
+    }
+
+    fn publish(&self, _: ClientInfo<'_>, _: &TopicName) -> bool {
+        true
+    }
+}
