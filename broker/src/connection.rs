@@ -593,6 +593,11 @@ impl Connection {
     fn fill_from_queue(&mut self) {
         let session = self.session.clone();
         let mut state = session.lock();
+        // Taken over: the new connection owns the queue and has resent what was in flight;
+        // taking more here would strand it on a dead connection.
+        if state.generation != self.generation {
+            return;
+        }
         while let Some(message) = state.queue.front() {
             let needs_id = message.qos != QoS::AtMostOnce;
             if needs_id && state.inflight.len() >= self.send_quota {

@@ -1,7 +1,12 @@
 //! The authentication hook, through the library: a broker started with a custom `Auth`,
 //! driven by a minimal client built on midge-codec.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::num::NonZeroU16;
 use std::sync::Arc;

@@ -23,7 +23,7 @@ class Client:
     """A connected Paho client whose callbacks feed queues and events."""
 
     def __init__(self, broker, client_id="", version=5, transport="tcp", clean=True, connect_properties=None,
-                 will=None, keepalive=30):
+                 will=None, keepalive=30, on_message=None):
         self.version = version
         protocol = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
         kwargs = {} if version == 5 else {"clean_session": clean}
@@ -37,7 +37,7 @@ class Client:
         self.connack = queue.Queue()
         self.subacks = queue.Queue()
         self.disconnects = queue.Queue()
-        self.client.on_message = lambda c, u, m: self.messages.put(m)
+        self.client.on_message = on_message or (lambda c, u, m: self.messages.put(m))
         self.client.on_connect = lambda c, u, flags, rc, props: self.connack.put((flags, rc, props))
         self.client.on_subscribe = lambda c, u, mid, rcs, props: self.subacks.put(rcs)
         self.client.on_disconnect = lambda c, u, flags, rc, props: self.disconnects.put(rc)
@@ -93,3 +93,10 @@ class Client:
         """Ends the connection without DISCONNECT."""
         self.client.loop_stop()
         self.client.socket().close()
+
+    def reconnect(self):
+        """Connects again with the same Paho client, which keeps its own session state
+        (QoS 2 messages received but not yet released), as a real client must."""
+        self.client.reconnect()
+        self.client.loop_start()
+        self.flags, self.reason, self.connack_properties = self.connack.get(timeout=TIMEOUT)
