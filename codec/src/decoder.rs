@@ -18,7 +18,9 @@ pub const MAX_PACKET_SIZE: u32 = 1 + 4 + VARINT_MAX;
 /// The first byte and the remaining length are checked as soon as they arrive, and the
 /// packet size against [`Decoder::max_packet_size`] before anything more is waited for, so a
 /// hostile peer can neither make the caller buffer an oversize packet nor keep a non-MQTT
-/// stream open. After an error the connection must be closed: the buffer is left as it was.
+/// stream open. After an error the connection must be closed. The buffer is then as it
+/// was if the fixed header was at fault (the first byte, the remaining length, the size),
+/// and without the failing packet if its body was.
 ///
 /// ```
 /// use bytes::BytesMut;
