@@ -125,6 +125,9 @@ struct Connection {
     client_max_packet: usize,
     /// 5.0: topic aliases the client set up, towards us.
     aliases: HashMap<u16, TopicName>,
+    /// 5.0: topic aliases we set up towards the client, and how many it accepts.
+    aliases_out: HashMap<TopicName, std::num::NonZeroU16>,
+    aliases_out_max: u16,
     waker: Arc<Notify>,
     generation: u64,
 }
@@ -246,6 +249,12 @@ impl Connection {
             keep_alive,
             will: connect.will,
             aliases: HashMap::new(),
+            aliases_out: HashMap::new(),
+            aliases_out_max: if v5 {
+                connect.properties.topic_alias_maximum.unwrap_or(0)
+            } else {
+                0
+            },
             waker,
             generation,
         };
@@ -617,7 +626,7 @@ impl Connection {
                     .insert(id.get(), Inflight::Sent(message.clone()));
             }
             let publish = outgoing_publish(&message, packet_id, false, self.version);
-            self.send_publish(&publish);
+            self.send_publish(publish);
         }
     }
 
@@ -637,14 +646,15 @@ impl Connection {
             match flight {
                 Inflight::Sent(message) => {
                     let publish = outgoing_publish(&message, Some(id), true, self.version);
-                    self.send_publish(&publish);
+                    self.send_publish(publish);
                 }
                 Inflight::Released => self.send(&Packet::PubRel(PubRel::new(id))),
             }
         }
     }
 
-    fn send_publish(&mut self, publish: &Publish) {
+    fn send_publish(&mut self, mut publish: Publish) {
+        self.alias_topic(&mut publish);
         // [MQTT-3.1.2-25]: a message too large for the client is dropped, as if sent.
         if publish.encoded_len(self.version) > self.client_max_packet {
             metrics::add(&self.shared.metrics.messages_dropped, 1);
@@ -654,6 +664,32 @@ impl Connection {
         if let Err(e) = publish.encode(self.version, &mut self.out) {
             tracing::warn!(client = %self.session.client_id, "cannot send: {e}");
         }
+    }
+
+    /// 5.0 topic aliases towards the client, within its Topic Alias Maximum: the first
+    /// message to a topic sets an alias, later ones send it with an empty topic name. Once
+    /// the client's aliases are used up, other topics go out in full.
+    fn alias_topic(&mut self, publish: &mut Publish) {
+        if self.aliases_out_max == 0 {
+            return;
+        }
+        let alias = match self.aliases_out.get(&publish.topic) {
+            Some(&alias) => {
+                publish.topic = TopicName::empty_for_alias();
+                alias
+            }
+            None => {
+                let next = u16::try_from(self.aliases_out.len() + 1)
+                    .ok()
+                    .filter(|&n| n <= self.aliases_out_max);
+                let Some(alias) = next.and_then(PacketId::new) else {
+                    return;
+                };
+                self.aliases_out.insert(publish.topic.clone(), alias);
+                alias
+            }
+        };
+        publish.properties_mut().topic_alias = Some(alias);
     }
 
     fn send(&mut self, packet: &Packet) {

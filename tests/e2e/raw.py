@@ -148,3 +148,32 @@ class WsPeer(Peer):
         if opcode == 0x8:
             return None
         return payload if opcode in (0x0, 0x2) else b""
+
+
+def read_varint(data: bytes, i: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        i += 1
+        if not byte & 0x80:
+            return value, i
+
+
+def parse_publish_v5(first: int, body: bytes) -> tuple[str, int | None, bytes]:
+    """The topic name, Topic Alias (if any) and payload of a 5.0 PUBLISH."""
+    n = struct.unpack(">H", body[:2])[0]
+    topic, i = body[2:2 + n].decode(), 2 + n
+    if (first >> 1) & 3:
+        i += 2  # packet identifier
+    length, i = read_varint(body, i)
+    end, alias = i + length, None
+    while i < end:
+        prop, i = read_varint(body, i)
+        if prop == 0x23:
+            alias = struct.unpack(">H", body[i:i + 2])[0]
+            i += 2
+        else:
+            raise AssertionError(f"unexpected property 0x{prop:02x}")
+    return topic, alias, body[end:]

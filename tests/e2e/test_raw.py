@@ -9,7 +9,7 @@ import pytest
 
 from conftest import Broker
 from paho_client import Client
-from raw import Peer, WsPeer, connect, packet, publish, string, subscribe, varint
+from raw import Peer, WsPeer, connect, packet, parse_publish_v5, publish, string, subscribe, varint
 
 DISCONNECT = 0xE0
 
@@ -186,3 +186,23 @@ def test_a_slow_consumer_cannot_grow_memory(tmp_path):
         assert "queue full" in broker.log()
     finally:
         broker.stop()
+
+
+def test_outbound_topic_aliases_within_the_clients_maximum(broker):
+    peer = Peer(broker.tcp_port)
+    peer.send(connect("aliased", properties=b"\x22\x00\x02"))  # Topic Alias Maximum 2
+    peer.expect(0x20)
+    peer.send(subscribe(1, "#"))
+    peer.expect(0x90)
+    publisher = Client(broker, "pub")
+    topics = ["a/1", "a/1", "b/2", "c/3", "a/1"]
+    for n, topic in enumerate(topics):
+        publisher.publish(topic, str(n).encode(), qos=1)
+    got = [parse_publish_v5(*peer.read()) for _ in topics]
+    assert got == [
+        ("a/1", 1, b"0"),  # sets alias 1
+        ("", 1, b"1"),  # uses it
+        ("b/2", 2, b"2"),  # sets alias 2
+        ("c/3", None, b"3"),  # the client's two aliases are taken: in full
+        ("", 1, b"4"),
+    ]
