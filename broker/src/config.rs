@@ -37,6 +37,9 @@ pub struct Config {
     pub topic_alias_maximum: u16,
     /// Seconds a new connection has to complete its handshake and CONNECT.
     pub connect_timeout_secs: u64,
+    /// The longest keep alive a client may ask for, in seconds (0: any). A 5.0 client that
+    /// asks for more, or for none, is told this value in CONNACK (Server Keep Alive).
+    pub max_keep_alive_secs: u16,
     /// Seconds between updates of the `$SYS/broker/...` statistics topics; 0 turns them off.
     pub sys_interval_secs: u64,
 }
@@ -56,6 +59,7 @@ impl Default for Config {
             receive_maximum: 100,
             topic_alias_maximum: 64,
             connect_timeout_secs: 10,
+            max_keep_alive_secs: 0,
             sys_interval_secs: 10,
         }
     }

@@ -222,14 +222,24 @@ impl Connection {
                 .as_deref()
                 .and_then(|id| ByteStr::try_from(id).ok());
         }
+        // Keep alive: the client's, unless it exceeds the broker's maximum (or is 0, "never",
+        // while there is a maximum); 5.0 clients are then told the value in force.
+        let max = shared.config.max_keep_alive_secs;
+        let keep_alive_secs =
+            if max > 0 && (connect.keep_alive == 0 || connect.keep_alive > max) && v5 {
+                properties.server_keep_alive = Some(max);
+                max
+            } else {
+                connect.keep_alive
+            };
+        let keep_alive =
+            (keep_alive_secs > 0).then(|| Duration::from_secs(u64::from(keep_alive_secs)));
         let ack = ConnAck {
             session_present,
             reason_code: ReasonCode::Success,
             properties,
         };
         let _ = ack.encode(version, &mut out);
-        let keep_alive =
-            (connect.keep_alive > 0).then(|| Duration::from_secs(u64::from(connect.keep_alive)));
         let mut connection = Connection {
             username: connect.username.as_deref().map(Into::into),
             send_quota: connect

@@ -3,6 +3,7 @@ for (a 5.0 DISCONNECT, or a plain close for 3.1.1), and nobody else notices."""
 
 import socket
 import struct
+import time
 import urllib.request
 
 import pytest
@@ -206,3 +207,28 @@ def test_outbound_topic_aliases_within_the_clients_maximum(broker):
         ("c/3", None, b"3"),  # the client's two aliases are taken: in full
         ("", 1, b"4"),
     ]
+
+
+def test_keep_alive_is_enforced_at_one_and_a_half_times(broker):
+    peer = Peer(broker.tcp_port)
+    # CONNECT with a keep alive of 1 s, then silence.
+    peer.send(packet(0x10, string("MQTT") + b"\x05\x02\x00\x01\x00" + string("sleepy")))
+    peer.expect(0x20)
+    started = time.monotonic()
+    assert peer.expect(DISCONNECT)[0] == 0x8D  # Keep Alive timeout
+    # Not at 1x the keep alive: at 1.5x, counted from the CONNECT (a moment before `started`).
+    assert time.monotonic() - started >= 1.2
+
+
+def test_server_keep_alive(tmp_path):
+    config = tmp_path / "midge.toml"
+    config.write_text("max_keep_alive_secs = 1\n")
+    broker = Broker(tmp_path, "--config", str(config))
+    try:
+        peer = Peer(broker.tcp_port)
+        peer.send(connect("never-pings"))  # keep alive 60 s, above the maximum
+        connack = peer.expect(0x20)
+        assert b"\x13\x00\x01" in connack  # Server Keep Alive: 1 s
+        assert peer.expect(DISCONNECT)[0] == 0x8D
+    finally:
+        broker.stop()
