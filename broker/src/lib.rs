@@ -51,6 +51,16 @@ impl Broker {
         auth: Arc<dyn Auth>,
     ) -> Result<Broker, Box<dyn std::error::Error + Send + Sync>> {
         config.validate()?;
+        let exposed = config
+            .tcp
+            .iter()
+            .chain(&config.http)
+            .filter(|a| !a.ip().is_loopback());
+        for addr in exposed {
+            tracing::warn!(
+                "{addr} is not a loopback address and allow_anonymous is set: anyone who can reach it may connect"
+            );
+        }
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared::new(config, auth));
         let permits = Arc::new(Semaphore::new(shared.config.max_connections));

@@ -232,3 +232,17 @@ def test_server_keep_alive(tmp_path):
         assert peer.expect(DISCONNECT)[0] == 0x8D
     finally:
         broker.stop()
+
+
+def test_messages_too_large_for_the_client_are_dropped(broker):
+    peer = Peer(broker.tcp_port)
+    peer.send(connect("small", properties=b"\x27\x00\x00\x00\x40"))  # Maximum Packet Size 64
+    peer.expect(0x20)
+    peer.send(subscribe(1, "m"))
+    peer.expect(0x90)
+    publisher = Client(broker, "pub")
+    publisher.publish("m", b"x" * 100)  # would be 107 bytes: dropped [MQTT-3.1.2-25]
+    publisher.publish("m", b"fits")
+    topic, _, payload = parse_publish_v5(*peer.read())
+    assert (topic, payload) == ("m", b"fits")
+    assert metric(broker, "midge_messages_dropped_total") == 1
