@@ -33,6 +33,7 @@ fn decode(
     Ok((packet_id, reason_code, properties))
 }
 
+#[inline]
 fn remaining_length(
     version: ProtocolVersion,
     reason: ReasonCode,
@@ -45,6 +46,7 @@ fn remaining_length(
     }
 }
 
+#[inline]
 fn write(
     version: ProtocolVersion,
     dst: &mut BytesMut,
@@ -90,6 +92,7 @@ macro_rules! ack_packet {
                 Ok($name { packet_id, reason_code, properties })
             }
 
+            #[inline]
             fn validate(&self, version: ProtocolVersion) -> Result<(), ErrorKind> {
                 if version.is_v5() {
                     check_reason_code(self.reason_code, Self::TYPE, $allowed)?;
@@ -97,10 +100,12 @@ macro_rules! ack_packet {
                 Ok(())
             }
 
+            #[inline]
             fn remaining_length(&self, version: ProtocolVersion) -> usize {
                 remaining_length(version, self.reason_code, &self.properties)
             }
 
+            #[inline]
             fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
                 write(version, dst, self.packet_id, self.reason_code, &self.properties)
             }

@@ -32,10 +32,12 @@ impl Body for Auth {
         })
     }
 
+    #[inline]
     fn validate(&self, _: ProtocolVersion) -> Result<(), ErrorKind> {
         check_reason_code(self.reason_code, Self::TYPE, allowed::AUTH)
     }
 
+    #[inline]
     fn remaining_length(&self, _: ProtocolVersion) -> usize {
         if self.reason_code == ReasonCode::Success && self.properties.is_empty() {
             0
@@ -44,6 +46,7 @@ impl Body for Auth {
         }
     }
 
+    #[inline]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         if self.remaining_length(version) > 0 {
             dst.put_u8(self.reason_code as u8);

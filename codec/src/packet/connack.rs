@@ -49,6 +49,7 @@ impl Body for ConnAck {
         })
     }
 
+    #[inline]
     fn validate(&self, version: ProtocolVersion) -> Result<(), ErrorKind> {
         if version.is_v5() {
             check_reason_code(self.reason_code, PacketType::ConnAck, allowed::CONNACK)?;
@@ -59,6 +60,7 @@ impl Body for ConnAck {
         Ok(())
     }
 
+    #[inline]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         if version.is_v5() {
             2 + self.properties.encoded_len()
@@ -67,6 +69,7 @@ impl Body for ConnAck {
         }
     }
 
+    #[inline]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         dst.put_u8(u8::from(self.session_present));
         if version.is_v5() {

@@ -69,6 +69,7 @@ impl Connect {
         }
     }
 
+    #[inline]
     fn flags(&self) -> u8 {
         let mut flags = 0;
         if self.username.is_some() {
@@ -193,6 +194,7 @@ impl Body for Connect {
         decode_packet(r).map_err(|e| e.kind())
     }
 
+    #[inline]
     fn validate(&self, _: ProtocolVersion) -> Result<(), ErrorKind> {
         let v5 = self.protocol_version.is_v5();
         if !v5 && self.password.is_some() && self.username.is_none() {
@@ -216,6 +218,7 @@ impl Body for Connect {
         Ok(())
     }
 
+    #[inline]
     fn remaining_length(&self, _: ProtocolVersion) -> usize {
         let version = self.protocol_version;
         let v5 = version.is_v5();
@@ -241,6 +244,7 @@ impl Body for Connect {
             .map_or(0, |p| wire::binary_len(p.len()))
     }
 
+    #[inline]
     fn write(&self, _: ProtocolVersion, dst: &mut BytesMut) {
         let version = self.protocol_version;
         wire::put_binary(dst, version.protocol_name().as_bytes());

@@ -47,6 +47,7 @@ impl Body for Disconnect {
         })
     }
 
+    #[inline]
     fn validate(&self, version: ProtocolVersion) -> Result<(), ErrorKind> {
         if version.is_v5() {
             check_reason_code(self.reason_code, Self::TYPE, allowed::DISCONNECT)?;
@@ -54,6 +55,7 @@ impl Body for Disconnect {
         Ok(())
     }
 
+    #[inline]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         match (
             version.is_v5(),
@@ -66,6 +68,7 @@ impl Body for Disconnect {
         }
     }
 
+    #[inline]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         let len = self.remaining_length(version);
         if len > 0 {

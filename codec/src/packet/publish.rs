@@ -110,6 +110,7 @@ impl Body for Publish {
         Ok(publish)
     }
 
+    #[inline]
     fn validate(&self, version: ProtocolVersion) -> Result<(), ErrorKind> {
         if self.packet_id.is_some() != (self.qos != QoS::AtMostOnce) {
             return Err(ErrorKind::PacketIdMismatch);
@@ -124,6 +125,7 @@ impl Body for Publish {
         Ok(())
     }
 
+    #[inline]
     fn flags(&self) -> u8 {
         let mut flags = (self.qos as u8) << 1;
         if self.dup {
@@ -135,6 +137,7 @@ impl Body for Publish {
         flags
     }
 
+    #[inline]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         let mut len = wire::binary_len(self.topic.as_str().len()) + self.payload.len();
         if self.packet_id.is_some() {
@@ -149,6 +152,7 @@ impl Body for Publish {
         len
     }
 
+    #[inline]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         wire::put_binary(dst, self.topic.as_str().as_bytes());
         if let Some(id) = self.packet_id {

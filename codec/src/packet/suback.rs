@@ -82,6 +82,7 @@ impl Body for SubAck {
         })
     }
 
+    #[inline]
     fn validate(&self, version: ProtocolVersion) -> Result<(), ErrorKind> {
         if self.reason_codes.is_empty() {
             return Err(ErrorKind::NoReasonCodes(Self::TYPE));
@@ -94,6 +95,7 @@ impl Body for SubAck {
         Ok(())
     }
 
+    #[inline]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         let properties = if version.is_v5() {
             self.properties.encoded_len()
@@ -103,6 +105,7 @@ impl Body for SubAck {
         2 + properties + self.reason_codes.len()
     }
 
+    #[inline]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         dst.put_u16(self.packet_id.get());
         if version.is_v5() {
@@ -136,6 +139,7 @@ impl Body for UnsubAck {
         })
     }
 
+    #[inline]
     fn validate(&self, version: ProtocolVersion) -> Result<(), ErrorKind> {
         if !version.is_v5() {
             return Ok(());
@@ -149,6 +153,7 @@ impl Body for UnsubAck {
         Ok(())
     }
 
+    #[inline]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         if version.is_v5() {
             2 + self.properties.encoded_len() + self.reason_codes.len()
@@ -157,6 +162,7 @@ impl Body for UnsubAck {
         }
     }
 
+    #[inline]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         dst.put_u16(self.packet_id.get());
         if version.is_v5() {

@@ -130,6 +130,7 @@ impl Body for Subscribe {
         })
     }
 
+    #[inline]
     fn validate(&self, version: ProtocolVersion) -> Result<(), ErrorKind> {
         if self.subscriptions.is_empty() {
             return Err(ErrorKind::NoSubscriptions);
@@ -141,6 +142,7 @@ impl Body for Subscribe {
         Ok(())
     }
 
+    #[inline]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         let filters: usize = self
             .subscriptions
@@ -155,6 +157,7 @@ impl Body for Subscribe {
         2 + properties + filters
     }
 
+    #[inline]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         dst.put_u16(self.packet_id.get());
         if version.is_v5() {

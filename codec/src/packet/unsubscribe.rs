@@ -43,6 +43,7 @@ impl Body for Unsubscribe {
         })
     }
 
+    #[inline]
     fn validate(&self, _: ProtocolVersion) -> Result<(), ErrorKind> {
         if self.filters.is_empty() {
             return Err(ErrorKind::NoUnsubscriptions);
@@ -50,6 +51,7 @@ impl Body for Unsubscribe {
         Ok(())
     }
 
+    #[inline]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         let filters: usize = self
             .filters
@@ -64,6 +66,7 @@ impl Body for Unsubscribe {
         2 + properties + filters
     }
 
+    #[inline]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         dst.put_u16(self.packet_id.get());
         if version.is_v5() {
