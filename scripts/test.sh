@@ -16,6 +16,6 @@ step "lints" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "codec builds for the browser (wasm32-unknown-unknown, no std I/O)" \
     cargo build -p midge-codec --target wasm32-unknown-unknown --release --locked
 step "tests" cargo test --workspace --locked
-step "broker binary for the end-to-end tests" cargo build -p midge-broker --locked
+step "broker and load generator binaries for the end-to-end tests" cargo build -p midge-broker -p midge-bench --locked
 step "end to end: midge against mosquitto_pub/sub, Paho, MQTT.js and raw peers" \
     .venv/bin/pytest tests/e2e -q -p no:cacheprovider
