@@ -77,10 +77,32 @@ pub(crate) async fn run(
     metrics::add(&shared.metrics.connections, 1);
     metrics::add(&shared.metrics.connections_total, 1);
     let end = connection
-        .serve(&mut reader, &mut decoder, &mut buf, shutdown)
+        .serve(&mut reader, &mut decoder, &mut buf, shutdown.clone())
         .await;
+    let violation = matches!(end, End::Violation(..));
     connection.finish(end).await;
+    if violation {
+        linger(&mut reader, &mut buf, shutdown).await;
+    }
     metrics::sub(&shared.metrics.connections, 1);
+}
+
+/// After closing on a protocol violation, reads and discards what the client is still
+/// sending, for a moment: closing a socket with unread input makes the kernel reset the
+/// connection, and the client could lose the DISCONNECT that says why.
+async fn linger(reader: &mut Reader, buf: &mut BytesMut, mut shutdown: watch::Receiver<bool>) {
+    let drain = async {
+        loop {
+            buf.clear();
+            if !matches!(reader.read(buf).await, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = timeout(Duration::from_secs(1), drain) => {}
+        _ = shutdown.wait_for(|stop| *stop) => {}
+    }
 }
 
 /// Reads until the first packet, which must be a CONNECT [MQTT-3.1.0-1].

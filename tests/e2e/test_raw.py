@@ -50,7 +50,10 @@ def test_v5_malformed_input_gets_its_reason_code(broker, bystander, case):
     peer = Peer(broker.tcp_port)
     peer.send(connect(f"attacker-{len(case)}"))
     assert peer.expect(0x20)[:2] == b"\x00\x00"  # CONNACK, success
-    peer.send(data)
+    try:
+        peer.send(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the broker may stop reading a packet it refuses; its DISCONNECT is still there
     body = peer.expect(DISCONNECT)
     assert body[0] == reason, f"{case}: reason 0x{body[0]:02x}, expected 0x{reason:02x}"
     # Properties: a Reason String (0x1F) saying what was wrong.
