@@ -13,8 +13,8 @@ step() {
 step "setup" scripts/setup.sh
 step "formatting" cargo fmt --all --check
 step "lints" cargo clippy --workspace --all-targets --locked -- -D warnings
-step "codec builds for the browser (wasm32-unknown-unknown, no std I/O)" \
-    cargo build -p midge-codec --target wasm32-unknown-unknown --release --locked
+step "codec and client session build for the browser (wasm32-unknown-unknown)" \
+    cargo build -p midge-codec -p midge-wasm --target wasm32-unknown-unknown --release --locked
 step "tests" cargo test --workspace --locked
 step "broker and load generator binaries for the end-to-end tests" cargo build -p midge-broker -p midge-bench --locked
 step "end to end: midge against mosquitto_pub/sub, Paho, MQTT.js and raw peers" \

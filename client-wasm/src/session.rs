@@ -1,0 +1,796 @@
+//! The client side of MQTT, with no I/O and no clock: connection handshake, keep alive,
+//! QoS 0/1/2 in both directions, the inflight window, topic aliases from the server,
+//! redelivery after reconnecting, an offline queue and resubscription.
+//!
+//! # Driving a [`Session`]
+//!
+//! Time is milliseconds on any monotonic clock, passed in as `now` (in the browser,
+//! `performance.now()`); the session never reads a clock itself, so it runs unchanged in a
+//! browser, a worker or a native test.
+//!
+//! 1. Feed it: [`Session::start`] when a transport is open, [`Session::handle_bytes`] with what
+//!    arrives, [`Session::handle_timeout`] once [`Session::poll_timeout`] has passed, and
+//!    [`Session::transport_closed`] when the transport goes. Commands ([`Session::publish`],
+//!    [`Session::subscribe`], [`Session::unsubscribe`], [`Session::disconnect`]) may come at
+//!    any time, connected or not.
+//! 2. Then drain it: [`Session::poll_transmit`] until `None`, writing each buffer to the
+//!    transport; [`Session::poll_event`] until `None`; and arm a timer for
+//!    [`Session::poll_timeout`].
+//!
+//! The session outlives connections: after `transport_closed`, open a new transport and call
+//! `start` again; what was in flight is sent again (with DUP where the server kept the
+//! session) and what was queued offline goes out.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::num::NonZeroU16;
+
+use bytes::{Bytes, BytesMut};
+use midge_codec::properties::ConnectProperties;
+use midge_codec::{
+    ByteStr, ConnAck, Connect, DecodeError, Decoder, Disconnect, Packet, PacketId, ProtocolVersion,
+    PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, Subscribe, Subscription,
+    TopicFilter, TopicName, UnsubAck, Unsubscribe, Will,
+};
+
+/// Identifies a command, so its outcome can be matched to it (a Promise, in the shell).
+pub type Token = u64;
+
+/// The token of the SUBSCRIBEs the session sends itself to restore subscriptions.
+const RESUBSCRIBE: Token = Token::MAX;
+
+/// How to connect.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The client identifier; empty asks the server for one (kept for reconnecting).
+    pub client_id: String,
+    /// MQTT 3.1.1 or 5.0.
+    pub version: ProtocolVersion,
+    /// Clean start on the first connection. Reconnections always resume the session.
+    pub clean_start: bool,
+    /// Keep alive in seconds; 0 turns it off.
+    pub keep_alive: u16,
+    /// The user name.
+    pub username: Option<String>,
+    /// The password.
+    pub password: Option<Bytes>,
+    /// The will message, published by the server if the connection ends abnormally.
+    pub will: Option<Will>,
+    /// 5.0 CONNECT properties (Session Expiry Interval, Receive Maximum, ...).
+    pub properties: ConnectProperties,
+    /// How long to wait for CONNACK, and for PINGRESP, before giving the connection up.
+    pub response_timeout_ms: u64,
+    /// How many messages may wait while disconnected; more are refused.
+    pub max_offline_queue: usize,
+}
+
+impl Options {
+    /// 5.0, clean start, a 60 s keep alive, 10 s response timeout, 1000 queued messages.
+    pub fn new(client_id: impl Into<String>) -> Self {
+        Options {
+            client_id: client_id.into(),
+            version: ProtocolVersion::V5,
+            clean_start: true,
+            keep_alive: 60,
+            username: None,
+            password: None,
+            will: None,
+            properties: ConnectProperties::default(),
+            response_timeout_ms: 10_000,
+            max_offline_queue: 1000,
+        }
+    }
+}
+
+/// What happened, for the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The server accepted the connection.
+    Connected {
+        /// Whether the server resumed our session.
+        session_present: bool,
+        /// The CONNACK, with the server's limits.
+        connack: Box<ConnAck>,
+    },
+    /// A message arrived (topic aliases already resolved).
+    Message(Publish),
+    /// A publish completed: at once for QoS 0, on PUBACK for 1, on PUBCOMP for 2.
+    Published {
+        /// The publish's token.
+        token: Token,
+        /// Its outcome.
+        result: Result<(), Failure>,
+    },
+    /// A SUBSCRIBE was answered: one reason code per filter (granted QoS or failure).
+    Subscribed {
+        /// The subscribe's token.
+        token: Token,
+        /// One per filter, in order.
+        reason_codes: Vec<ReasonCode>,
+    },
+    /// An UNSUBSCRIBE was answered (5.0: one reason code per filter; empty before 5.0).
+    Unsubscribed {
+        /// The unsubscribe's token.
+        token: Token,
+        /// 5.0: one per filter, in order.
+        reason_codes: Vec<ReasonCode>,
+    },
+    /// The connection is over; the session stays, for the next `start`.
+    Closed(Closed),
+}
+
+/// Why a command failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The server refused it with this reason code.
+    Refused(ReasonCode),
+    /// It cannot be sent: too large for the server, or not valid in this protocol version.
+    Invalid(String),
+    /// The offline queue is full.
+    QueueFull,
+}
+
+/// Why a connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// The server refused the CONNECT.
+    Refused(ReasonCode),
+    /// The server sent DISCONNECT (5.0), with this reason.
+    ByServer(ReasonCode),
+    /// No CONNACK or PINGRESP within the response timeout.
+    Timeout,
+    /// The server broke the protocol; 5.0 servers were told so.
+    ProtocolError(String),
+    /// The transport closed.
+    TransportClosed,
+    /// [`Session::disconnect`] was called.
+    Requested,
+}
+
+/// A QoS 1 or 2 publish of ours, not yet completed.
+#[derive(Clone, Debug)]
+struct Outgoing {
+    token: Token,
+    publish: Publish,
+}
+
+#[derive(Clone, Debug)]
+enum Flight {
+    /// Sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Sent(Outgoing),
+    /// QoS 2: PUBREL sent, waiting for PUBCOMP.
+    Released(Token),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Down,
+    /// CONNECT sent; CONNACK due by this time.
+    Connecting {
+        deadline: u64,
+    },
+    Up,
+}
+
+/// One client's MQTT session: see the module documentation for how to drive it.
+#[derive(Debug)]
+pub struct Session {
+    options: Options,
+    link: Link,
+    decoder: Decoder,
+    inbox: BytesMut,
+    transmit: BytesMut,
+    events: VecDeque<Event>,
+    next_token: Token,
+    next_packet_id: u16,
+    /// QoS 1/2 publishes waiting for the window or a connection, and QoS 0 ones while offline.
+    queue: VecDeque<Outgoing>,
+    inflight: BTreeMap<u16, Flight>,
+    /// Inbound QoS 2 identifiers whose PUBREL has not come yet.
+    awaiting_pubrel: HashSet<u16>,
+    /// What we are subscribed to, to subscribe again when the server lost the session.
+    subscriptions: BTreeMap<String, Subscription>,
+    pending_subscribe: HashMap<u16, (Token, Subscribe)>,
+    pending_unsubscribe: HashMap<u16, (Token, Unsubscribe)>,
+    /// The server's Receive Maximum: how many QoS 1/2 publishes may be in flight.
+    send_quota: usize,
+    server_max_packet: usize,
+    keep_alive_ms: u64,
+    last_sent: u64,
+    ping_sent: Option<u64>,
+    /// Topic aliases the server set up towards us.
+    aliases: HashMap<u16, TopicName>,
+    connected_once: bool,
+}
+
+impl Session {
+    /// A session that will connect with `options`; nothing happens until [`Session::start`].
+    pub fn new(options: Options) -> Self {
+        Session {
+            decoder: Decoder::new(options.version),
+            keep_alive_ms: u64::from(options.keep_alive) * 1000,
+            options,
+            link: Link::Down,
+            inbox: BytesMut::new(),
+            transmit: BytesMut::new(),
+            events: VecDeque::new(),
+            next_token: 0,
+            next_packet_id: 0,
+            queue: VecDeque::new(),
+            inflight: BTreeMap::new(),
+            awaiting_pubrel: HashSet::new(),
+            subscriptions: BTreeMap::new(),
+            pending_subscribe: HashMap::new(),
+            pending_unsubscribe: HashMap::new(),
+            send_quota: usize::from(u16::MAX),
+            server_max_packet: usize::MAX,
+            last_sent: 0,
+            ping_sent: None,
+            aliases: HashMap::new(),
+            connected_once: false,
+        }
+    }
+
+    /// Whether the server has accepted the current connection.
+    pub fn is_connected(&self) -> bool {
+        self.link == Link::Up
+    }
+
+    // ----- inputs -------------------------------------------------------------------------
+
+    /// A transport is open: sends CONNECT.
+    pub fn start(&mut self, now: u64) {
+        self.link = Link::Connecting {
+            deadline: now + self.options.response_timeout_ms,
+        };
+        self.decoder = Decoder::new(self.options.version);
+        self.inbox.clear();
+        self.transmit.clear();
+        self.aliases.clear();
+        self.ping_sent = None;
+        let connect = self.connect_packet();
+        self.send(now, &Packet::from(connect));
+    }
+
+    /// Bytes arrived from the transport.
+    pub fn handle_bytes(&mut self, now: u64, bytes: &[u8]) {
+        self.inbox.extend_from_slice(bytes);
+        while self.link != Link::Down {
+            match self.decoder.decode(&mut self.inbox) {
+                Ok(Some(packet)) => self.handle_packet(now, packet),
+                Ok(None) => break,
+                Err(e) => self.protocol_error(now, &e),
+            }
+        }
+    }
+
+    /// Time passed: sends PINGREQ when due, gives up on a silent server.
+    pub fn handle_timeout(&mut self, now: u64) {
+        match self.link {
+            Link::Connecting { deadline } if now >= deadline => self.close(Closed::Timeout),
+            Link::Up => match self.ping_sent {
+                Some(sent) if now >= sent + self.options.response_timeout_ms => {
+                    self.close(Closed::Timeout);
+                }
+                None if self.keep_alive_ms > 0 && now >= self.last_sent + self.keep_alive_ms => {
+                    self.send(now, &Packet::PingReq);
+                    self.ping_sent = Some(now);
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// The transport closed, or failed.
+    pub fn transport_closed(&mut self) {
+        if self.link != Link::Down {
+            self.close(Closed::TransportClosed);
+        }
+    }
+
+    // ----- commands -----------------------------------------------------------------------
+
+    /// Publishes a message. QoS 0 completes once written; QoS 1 and 2 when acknowledged.
+    /// While disconnected it waits in the offline queue.
+    pub fn publish(&mut self, now: u64, mut publish: Publish) -> Token {
+        let token = self.token();
+        publish.packet_id = None;
+        publish.dup = false;
+        if let Err(failure) = self.check_sendable(&publish) {
+            self.events.push_back(Event::Published {
+                token,
+                result: Err(failure),
+            });
+            return token;
+        }
+        if self.queue.len() >= self.options.max_offline_queue && !self.is_connected() {
+            self.events.push_back(Event::Published {
+                token,
+                result: Err(Failure::QueueFull),
+            });
+            return token;
+        }
+        self.queue.push_back(Outgoing { token, publish });
+        self.pump(now);
+        token
+    }
+
+    /// Subscribes; answered by [`Event::Subscribed`]. Sent at once when connected, else on
+    /// connecting.
+    pub fn subscribe(&mut self, now: u64, subscriptions: Vec<Subscription>) -> Token {
+        let token = self.token();
+        let packet_id = self.packet_id();
+        let subscribe = Subscribe {
+            packet_id,
+            subscriptions,
+            properties: Default::default(),
+        };
+        if self.is_connected() {
+            self.send(now, &Packet::Subscribe(subscribe.clone()));
+        }
+        self.pending_subscribe
+            .insert(packet_id.get(), (token, subscribe));
+        token
+    }
+
+    /// Unsubscribes; answered by [`Event::Unsubscribed`].
+    pub fn unsubscribe(&mut self, now: u64, filters: Vec<TopicFilter>) -> Token {
+        let token = self.token();
+        let packet_id = self.packet_id();
+        for filter in &filters {
+            self.subscriptions.remove(filter.as_str());
+        }
+        let unsubscribe = Unsubscribe {
+            packet_id,
+            filters,
+            properties: Default::default(),
+        };
+        if self.is_connected() {
+            self.send(now, &Packet::Unsubscribe(unsubscribe.clone()));
+        }
+        self.pending_unsubscribe
+            .insert(packet_id.get(), (token, unsubscribe));
+        token
+    }
+
+    /// Ends the connection cleanly (the will is not published). The session stays.
+    pub fn disconnect(&mut self, now: u64) {
+        if self.link != Link::Down {
+            self.send(now, &Packet::from(Disconnect::default()));
+            self.close(Closed::Requested);
+        }
+    }
+
+    // ----- outputs ------------------------------------------------------------------------
+
+    /// Bytes to write to the transport, one buffer for everything pending.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        (!self.transmit.is_empty()).then(|| self.transmit.split().freeze())
+    }
+
+    /// The next thing that happened.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] should be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match self.link {
+            Link::Connecting { deadline } => Some(deadline),
+            Link::Up => match self.ping_sent {
+                Some(sent) => Some(sent + self.options.response_timeout_ms),
+                None => (self.keep_alive_ms > 0).then(|| self.last_sent + self.keep_alive_ms),
+            },
+            Link::Down => None,
+        }
+    }
+
+    // ----- the protocol -------------------------------------------------------------------
+
+    fn connect_packet(&self) -> Connect {
+        let mut connect = Connect::new(
+            self.options.version,
+            ByteStr::try_from(self.options.client_id.as_str()).unwrap_or_default(),
+        );
+        // The first connection may start clean; later ones resume what we have.
+        connect.clean_start = self.options.clean_start && !self.connected_once;
+        connect.keep_alive = self.options.keep_alive;
+        connect.username = self
+            .options
+            .username
+            .as_deref()
+            .and_then(|u| ByteStr::try_from(u).ok());
+        connect.password.clone_from(&self.options.password);
+        connect.will.clone_from(&self.options.will);
+        connect.properties.clone_from(&self.options.properties);
+        connect
+    }
+
+    fn handle_packet(&mut self, now: u64, packet: Packet) {
+        match packet {
+            Packet::ConnAck(ack) => self.on_connack(now, *ack),
+            Packet::Publish(publish) => self.on_publish(now, publish),
+            Packet::PubAck(ack) => self.on_puback(now, &ack),
+            Packet::PubRec(rec) => self.on_pubrec(now, &rec),
+            Packet::PubRel(rel) => {
+                let mut comp = PubComp::new(rel.packet_id);
+                if !self.awaiting_pubrel.remove(&rel.packet_id.get()) && self.v5() {
+                    comp.reason_code = ReasonCode::PacketIdentifierNotFound;
+                }
+                self.send(now, &Packet::PubComp(comp));
+            }
+            Packet::PubComp(comp) => {
+                if let Some(Flight::Released(token)) = self.inflight.remove(&comp.packet_id.get()) {
+                    self.events.push_back(Event::Published {
+                        token,
+                        result: Ok(()),
+                    });
+                }
+                self.pump(now);
+            }
+            Packet::SubAck(ack) => self.on_suback(ack.packet_id, ack.reason_codes),
+            Packet::UnsubAck(ack) => self.on_unsuback(&ack),
+            Packet::PingResp => self.ping_sent = None,
+            Packet::Disconnect(d) => self.close(Closed::ByServer(d.reason_code)),
+            Packet::Auth(_) => {
+                self.violation(
+                    now,
+                    ReasonCode::ProtocolError,
+                    "AUTH without an authentication method",
+                );
+            }
+            Packet::Connect(_)
+            | Packet::Subscribe(_)
+            | Packet::Unsubscribe(_)
+            | Packet::PingReq => {
+                let what = format!("a server does not send {}", packet.packet_type());
+                self.violation(now, ReasonCode::ProtocolError, &what);
+            }
+        }
+    }
+
+    fn on_connack(&mut self, now: u64, ack: ConnAck) {
+        if !matches!(self.link, Link::Connecting { .. }) {
+            return self.violation(now, ReasonCode::ProtocolError, "a second CONNACK");
+        }
+        if ack.reason_code.is_error() {
+            return self.close(Closed::Refused(ack.reason_code));
+        }
+        self.link = Link::Up;
+        let p = &ack.properties;
+        self.send_quota = p
+            .receive_maximum
+            .map_or(usize::from(u16::MAX), |r| usize::from(r.get()));
+        self.server_max_packet = p
+            .maximum_packet_size
+            .map_or(usize::MAX, |m| m.get() as usize);
+        if let Some(keep_alive) = p.server_keep_alive {
+            self.keep_alive_ms = u64::from(keep_alive) * 1000;
+        }
+        if let Some(id) = &p.assigned_client_identifier {
+            // Reconnections must name the session the server made for us.
+            self.options.client_id = id.to_string();
+        }
+        self.connected_once = true;
+        let session_present = ack.session_present;
+        if session_present {
+            self.resend_inflight(now);
+        } else {
+            self.restart_session(now);
+        }
+        self.events.push_back(Event::Connected {
+            session_present,
+            connack: Box::new(ack),
+        });
+        self.pump(now);
+    }
+
+    /// The server kept our session: what it has not acknowledged goes again (§4.4).
+    fn resend_inflight(&mut self, now: u64) {
+        let flights: Vec<(u16, Flight)> = self
+            .inflight
+            .iter()
+            .map(|(id, f)| (*id, f.clone()))
+            .collect();
+        for (id, flight) in flights {
+            let Some(id) = PacketId::new(id) else {
+                continue;
+            };
+            match flight {
+                Flight::Sent(mut outgoing) => {
+                    outgoing.publish.dup = true;
+                    self.send(now, &Packet::Publish(outgoing.publish));
+                }
+                Flight::Released(_) => self.send(now, &Packet::PubRel(PubRel::new(id))),
+            }
+        }
+        self.resend_pending(now);
+    }
+
+    /// The server has no session for us: unacknowledged messages start again as new ones,
+    /// a QoS 2 message already received by the server is complete, and every subscription
+    /// is made again.
+    fn restart_session(&mut self, now: u64) {
+        let flights = std::mem::take(&mut self.inflight);
+        for flight in flights.into_values().rev() {
+            match flight {
+                Flight::Sent(mut outgoing) => {
+                    outgoing.publish.packet_id = None;
+                    outgoing.publish.dup = false;
+                    self.queue.push_front(outgoing);
+                }
+                Flight::Released(token) => self.events.push_back(Event::Published {
+                    token,
+                    result: Ok(()),
+                }),
+            }
+        }
+        self.awaiting_pubrel.clear();
+        // What the application is still waiting for goes first, then what it had.
+        self.resend_pending(now);
+        let pending: HashSet<&str> = self
+            .pending_subscribe
+            .values()
+            .flat_map(|(_, s)| s.subscriptions.iter().map(|s| s.filter.as_str()))
+            .collect();
+        let again: Vec<Subscription> = self
+            .subscriptions
+            .values()
+            .filter(|s| !pending.contains(s.filter.as_str()))
+            .cloned()
+            .collect();
+        for chunk in again.chunks(16) {
+            let packet_id = self.packet_id();
+            let subscribe = Subscribe {
+                packet_id,
+                subscriptions: chunk.to_vec(),
+                properties: Default::default(),
+            };
+            self.send(now, &Packet::Subscribe(subscribe.clone()));
+            // Answered like any SUBSCRIBE, but nobody waits for it.
+            self.pending_subscribe
+                .insert(packet_id.get(), (RESUBSCRIBE, subscribe));
+        }
+    }
+
+    /// SUBSCRIBE and UNSUBSCRIBE packets not yet answered, after a reconnect.
+    fn resend_pending(&mut self, now: u64) {
+        let subscribes: Vec<Subscribe> = self
+            .pending_subscribe
+            .values()
+            .map(|(_, s)| s.clone())
+            .collect();
+        for subscribe in subscribes {
+            self.send(now, &Packet::Subscribe(subscribe));
+        }
+        let unsubscribes: Vec<Unsubscribe> = self
+            .pending_unsubscribe
+            .values()
+            .map(|(_, u)| u.clone())
+            .collect();
+        for unsubscribe in unsubscribes {
+            self.send(now, &Packet::Unsubscribe(unsubscribe));
+        }
+    }
+
+    fn on_publish(&mut self, now: u64, mut publish: Publish) {
+        // 5.0 topic aliases from the server (§3.3.2.3.4).
+        if let Some(alias) = publish.properties().topic_alias {
+            if publish.topic.is_empty() {
+                match self.aliases.get(&alias.get()) {
+                    Some(topic) => publish.topic = topic.clone(),
+                    None => {
+                        return self.violation(
+                            now,
+                            ReasonCode::ProtocolError,
+                            "unknown topic alias",
+                        );
+                    }
+                }
+            } else {
+                self.aliases.insert(alias.get(), publish.topic.clone());
+            }
+            publish.properties_mut().topic_alias = None;
+        }
+        match (publish.qos, publish.packet_id) {
+            (QoS::AtLeastOnce, Some(id)) => {
+                self.send(now, &Packet::PubAck(PubAck::new(id)));
+                self.events.push_back(Event::Message(publish));
+            }
+            (QoS::ExactlyOnce, Some(id)) => {
+                // Delivered on the first PUBLISH; a resend before PUBREL is only acknowledged.
+                if self.awaiting_pubrel.insert(id.get()) {
+                    self.events.push_back(Event::Message(publish));
+                }
+                self.send(now, &Packet::PubRec(PubRec::new(id)));
+            }
+            _ => self.events.push_back(Event::Message(publish)),
+        }
+    }
+
+    fn on_puback(&mut self, now: u64, ack: &PubAck) {
+        let id = ack.packet_id.get();
+        if let Some(Flight::Sent(outgoing)) = self.inflight.get(&id) {
+            let token = outgoing.token;
+            self.inflight.remove(&id);
+            self.events.push_back(Event::Published {
+                token,
+                result: result_of(ack.reason_code),
+            });
+        }
+        self.pump(now);
+    }
+
+    fn on_pubrec(&mut self, now: u64, rec: &PubRec) {
+        let id = rec.packet_id;
+        match self.inflight.get(&id.get()) {
+            Some(Flight::Sent(outgoing)) if rec.reason_code.is_error() => {
+                // A failure PUBREC ends the flow (§4.3.3).
+                let token = outgoing.token;
+                self.inflight.remove(&id.get());
+                self.events.push_back(Event::Published {
+                    token,
+                    result: result_of(rec.reason_code),
+                });
+                self.pump(now);
+            }
+            Some(Flight::Sent(outgoing)) => {
+                let token = outgoing.token;
+                self.inflight.insert(id.get(), Flight::Released(token));
+                self.send(now, &Packet::PubRel(PubRel::new(id)));
+            }
+            // A duplicate PUBREC: the PUBREL may have been lost; send it again.
+            Some(Flight::Released(_)) => self.send(now, &Packet::PubRel(PubRel::new(id))),
+            None => {
+                let mut rel = PubRel::new(id);
+                if self.v5() {
+                    rel.reason_code = ReasonCode::PacketIdentifierNotFound;
+                }
+                self.send(now, &Packet::PubRel(rel));
+            }
+        }
+    }
+
+    fn on_suback(&mut self, packet_id: PacketId, reason_codes: Vec<ReasonCode>) {
+        let Some((token, subscribe)) = self.pending_subscribe.remove(&packet_id.get()) else {
+            return;
+        };
+        for (subscription, code) in subscribe.subscriptions.iter().zip(&reason_codes) {
+            if !code.is_error() {
+                self.subscriptions.insert(
+                    subscription.filter.as_str().to_owned(),
+                    subscription.clone(),
+                );
+            }
+        }
+        if token != RESUBSCRIBE {
+            self.events.push_back(Event::Subscribed {
+                token,
+                reason_codes,
+            });
+        }
+    }
+
+    fn on_unsuback(&mut self, ack: &UnsubAck) {
+        if let Some((token, _)) = self.pending_unsubscribe.remove(&ack.packet_id.get()) {
+            self.events.push_back(Event::Unsubscribed {
+                token,
+                reason_codes: ack.reason_codes.clone(),
+            });
+        }
+    }
+
+    /// Moves queued messages out, as far as the connection and the window allow.
+    fn pump(&mut self, now: u64) {
+        while self.is_connected() {
+            let Some(next) = self.queue.front() else {
+                return;
+            };
+            let qos0 = next.publish.qos == QoS::AtMostOnce;
+            if !qos0 && self.inflight.len() >= self.send_quota {
+                return;
+            }
+            let Some(mut outgoing) = self.queue.pop_front() else {
+                return;
+            };
+            if qos0 {
+                self.send(now, &Packet::Publish(outgoing.publish));
+                let token = outgoing.token;
+                self.events.push_back(Event::Published {
+                    token,
+                    result: Ok(()),
+                });
+                continue;
+            }
+            let id = self.packet_id();
+            outgoing.publish.packet_id = Some(id);
+            self.send(now, &Packet::Publish(outgoing.publish.clone()));
+            self.inflight.insert(id.get(), Flight::Sent(outgoing));
+        }
+    }
+
+    fn check_sendable(&self, publish: &Publish) -> Result<(), Failure> {
+        let mut probe = publish.clone();
+        if probe.qos != QoS::AtMostOnce {
+            probe.packet_id = PacketId::new(1);
+        }
+        let len = probe.encoded_len(self.options.version);
+        if len > self.server_max_packet {
+            return Err(Failure::Invalid(format!(
+                "the message is {len} bytes; the server accepts at most {}",
+                self.server_max_packet
+            )));
+        }
+        let mut scratch = BytesMut::new();
+        probe
+            .encode(self.options.version, &mut scratch)
+            .map_err(|e| Failure::Invalid(e.to_string()))
+    }
+
+    fn send(&mut self, now: u64, packet: &Packet) {
+        // Commands are checked before they get here, so an encode error is a bug in the
+        // session; the packet is dropped rather than half written.
+        if packet
+            .encode(self.options.version, &mut self.transmit)
+            .is_ok()
+        {
+            self.last_sent = now;
+        }
+    }
+
+    fn protocol_error(&mut self, now: u64, e: &DecodeError) {
+        self.violation(now, e.reason_code(), &e.to_string());
+    }
+
+    fn violation(&mut self, now: u64, code: ReasonCode, why: &str) {
+        if self.v5() {
+            self.send(now, &Packet::from(Disconnect::new(code)));
+        }
+        self.close(Closed::ProtocolError(why.to_owned()));
+    }
+
+    fn close(&mut self, why: Closed) {
+        self.link = Link::Down;
+        self.ping_sent = None;
+        self.events.push_back(Event::Closed(why));
+    }
+
+    fn v5(&self) -> bool {
+        self.options.version.is_v5()
+    }
+
+    fn token(&mut self) -> Token {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    /// A packet identifier not in use by any of our flows or requests.
+    fn packet_id(&mut self) -> PacketId {
+        loop {
+            self.next_packet_id = self.next_packet_id.wrapping_add(1);
+            let id = self.next_packet_id;
+            let busy = self.inflight.contains_key(&id)
+                || self.pending_subscribe.contains_key(&id)
+                || self.pending_unsubscribe.contains_key(&id);
+            if let (Some(id), false) = (NonZeroU16::new(id), busy) {
+                return id;
+            }
+        }
+    }
+}
+
+fn result_of(code: ReasonCode) -> Result<(), Failure> {
+    if code.is_error() {
+        Err(Failure::Refused(code))
+    } else {
+        Ok(())
+    }
+}
+
+/// A PUBLISH for [`Session::publish`].
+pub fn message(topic: TopicName, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Publish {
+    let mut publish = Publish::new(topic, payload);
+    publish.qos = qos;
+    publish.retain = retain;
+    publish
+}
