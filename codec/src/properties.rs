@@ -402,12 +402,12 @@ macro_rules! property_set {
                 Ok(())
             }
 
-            #[inline]
+            #[inline(always)]
             fn properties_len(&self) -> usize {
                 0 $(+ Slot::len(&self.$field))*
             }
 
-            #[inline]
+            #[inline(always)]
             fn write_properties(&self, dst: &mut BytesMut) {
                 $(Slot::write(&self.$field, PropertyId::$id, dst);)*
             }

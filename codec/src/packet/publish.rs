@@ -118,8 +118,9 @@ impl Body for Publish {
         if self.dup && self.qos == QoS::AtMostOnce {
             return Err(ErrorKind::DupWithQos0);
         }
-        let aliased = version.is_v5() && self.properties().topic_alias.is_some();
-        if self.topic.is_empty() && !aliased {
+        // Only an empty topic needs the alias looked up.
+        let aliased = || version.is_v5() && self.properties().topic_alias.is_some();
+        if self.topic.is_empty() && !aliased() {
             return Err(ErrorKind::EmptyTopicName);
         }
         Ok(())
@@ -137,7 +138,7 @@ impl Body for Publish {
         flags
     }
 
-    #[inline]
+    #[inline(always)]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         let mut len = wire::binary_len(self.topic.as_str().len()) + self.payload.len();
         if self.packet_id.is_some() {
@@ -152,7 +153,7 @@ impl Body for Publish {
         len
     }
 
-    #[inline]
+    #[inline(always)]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         wire::put_binary(dst, self.topic.as_str().as_bytes());
         if let Some(id) = self.packet_id {
