@@ -751,6 +751,10 @@ impl Connection {
             End::Shutdown => Some(ReasonCode::ServerShuttingDown),
             End::Disconnect { .. } | End::Lost => None,
         };
+        if matches!(end, End::Shutdown) {
+            // Whatever the client's window takes from its queue goes out before we leave.
+            self.fill_from_queue();
+        }
         if let (Some(code), true) = (reason, self.version.is_v5()) {
             let mut disconnect = Disconnect::new(code);
             // Say why, in words, where the client can take the extra bytes (§3.14.2.2.3).
