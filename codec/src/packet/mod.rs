@@ -434,8 +434,8 @@ fn encode_packet<B: Body>(
 }
 
 /// Each packet struct encodes on its own too, so a broker can send a shared `Publish`
-/// without building a [`Packet`] around it.
-macro_rules! encode_methods {
+/// without building a [`Packet`] around it; and converts into a [`Packet`].
+macro_rules! packet_structs {
     ($($ty:ident),*) => {$(
         impl $ty {
             /// Appends this packet, fixed header included, to `dst`: see [`Packet::encode`].
@@ -450,30 +450,10 @@ macro_rules! encode_methods {
                 1 + wire::varint_len(remaining) + remaining
             }
         }
-    )*};
-}
 
-encode_methods!(
-    Connect,
-    ConnAck,
-    Publish,
-    PubAck,
-    PubRec,
-    PubRel,
-    PubComp,
-    Subscribe,
-    SubAck,
-    Unsubscribe,
-    UnsubAck,
-    Disconnect,
-    Auth
-);
-
-macro_rules! packet_from {
-    ($($ty:ident),*) => {$(
         impl From<$ty> for Packet {
             fn from(p: $ty) -> Packet {
-                // `into` boxes the two boxed variants and is the identity for the rest.
+                // `into` boxes the boxed variants and is the identity for the rest.
                 #[allow(clippy::useless_conversion)]
                 Packet::$ty(p.into())
             }
@@ -481,7 +461,7 @@ macro_rules! packet_from {
     )*};
 }
 
-packet_from!(
+packet_structs!(
     Connect,
     ConnAck,
     Publish,
