@@ -24,10 +24,11 @@ LISTENING = re.compile(r"listening for (MQTT|HTTP) on (?:tcp|http)://127\.0\.0\.
 class Broker:
     """A running `midge` process and the ports it chose."""
 
-    def __init__(self, tmp_path: Path, *extra: str):
-        web = tmp_path / "web"
-        web.mkdir(exist_ok=True)
-        (web / "index.html").write_text("<!doctype html><title>midge test</title>hello\n")
+    def __init__(self, tmp_path: Path, *extra: str, web: Path | None = None):
+        if web is None:
+            web = tmp_path / "web"
+            web.mkdir(exist_ok=True)
+            (web / "index.html").write_text("<!doctype html><title>midge test</title>hello\n")
         self.log_path = tmp_path / "midge.log"
         self.args = [str(MIDGE), "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--web", str(web), *extra]
         self.lines: list[str] = []

@@ -41,3 +41,17 @@ def test_a_port_in_use_is_a_clear_error():
         result = run("--tcp", f"127.0.0.1:{port}", "--http", "127.0.0.1:0")
     assert result.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_serves_the_repositorys_web_page(tmp_path):
+    import urllib.request
+
+    from conftest import ROOT, Broker
+
+    broker = Broker(tmp_path, web=ROOT / "web")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/", timeout=5) as r:
+            assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+            assert b"Midge is running" in r.read()
+    finally:
+        broker.stop()
