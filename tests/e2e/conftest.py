@@ -5,6 +5,7 @@ The binary is `target/debug/midge` unless MIDGE_BIN says otherwise (scripts/test
 builds it first).
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -81,6 +82,18 @@ class Broker:
 
     def log(self) -> str:
         return "".join(self.lines)
+
+
+@contextlib.contextmanager
+def configured_broker(tmp_path, config: str):
+    """A broker started with `config` as its TOML file, stopped by pid afterwards."""
+    path = tmp_path / "midge.toml"
+    path.write_text(config)
+    b = Broker(tmp_path, "--config", str(path))
+    try:
+        yield b
+    finally:
+        b.stop()
 
 
 @pytest.fixture

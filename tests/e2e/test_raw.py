@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Broker
+from conftest import configured_broker
 from paho_client import Client
 from raw import Peer, WsPeer, connect, packet, parse_publish_v5, publish, string, subscribe, varint
 
@@ -166,10 +166,7 @@ def metric(broker, name):
 
 
 def test_a_slow_consumer_cannot_grow_memory(tmp_path):
-    config = tmp_path / "midge.toml"
-    config.write_text("max_queued_messages = 50\nmax_queued_bytes = 100000\n")
-    broker = Broker(tmp_path, "--config", str(config))
-    try:
+    with configured_broker(tmp_path, "max_queued_messages = 50\nmax_queued_bytes = 100000\n") as broker:
         slow = Peer(broker.tcp_port)
         slow.send(connect("slow", properties=b"\x21\x00\x05"))  # Receive Maximum 5
         slow.expect(0x20)
@@ -188,8 +185,6 @@ def test_a_slow_consumer_cannot_grow_memory(tmp_path):
         flooder.publish("other", b"fine", qos=1)
         assert watcher.get().payload == b"fine"
         assert "queue full" in broker.log()
-    finally:
-        broker.stop()
 
 
 def test_outbound_topic_aliases_within_the_clients_maximum(broker):
@@ -224,17 +219,12 @@ def test_keep_alive_is_enforced_at_one_and_a_half_times(broker):
 
 
 def test_server_keep_alive(tmp_path):
-    config = tmp_path / "midge.toml"
-    config.write_text("max_keep_alive_secs = 1\n")
-    broker = Broker(tmp_path, "--config", str(config))
-    try:
+    with configured_broker(tmp_path, "max_keep_alive_secs = 1\n") as broker:
         peer = Peer(broker.tcp_port)
         peer.send(connect("never-pings"))  # keep alive 60 s, above the maximum
         connack = peer.expect(0x20)
         assert b"\x13\x00\x01" in connack  # Server Keep Alive: 1 s
         assert peer.expect(DISCONNECT)[0] == 0x8D
-    finally:
-        broker.stop()
 
 
 def test_messages_too_large_for_the_client_are_dropped(broker):
