@@ -76,6 +76,7 @@ async function join(name) {
     },
     onState: (s) => {
       connected = s.state === "connected";
+      document.body.dataset.link = s.state;
       status.show(s);
     },
     onConnect: async (c, first) => {
@@ -84,6 +85,8 @@ async function join(name) {
         c.on("message", route);
         // The client subscribes again by itself after reconnecting.
         await c.subscribe([TOPICS.presenceAll, TOPICS.inboxOf(me.clientId), TOPICS.roomAll, TOPICS.telemetryAll], { qos: 1 });
+      } else {
+        chat.forgetPresence();
       }
       // Retained: whoever subscribes later gets it at once. Sent again after every
       // reconnect, since a restarted broker may have forgotten it.

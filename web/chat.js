@@ -28,6 +28,16 @@ export class Chat {
     if (clientId === this.peer) this.renderHeader();
   }
 
+  /**
+   * Forgets who was online: after a reconnect the retained presence messages that come
+   * with the renewed subscription (and each page's own, sent again) say it anew.
+   */
+  forgetPresence() {
+    this.people.clear();
+    this.renderPeople();
+    if (this.peer) this.renderHeader();
+  }
+
   /** A message that arrived in this client's inbox from `from`. */
   incoming(from, topic, body) {
     const name = String(body.name ?? this.people.get(from)?.name ?? from);

@@ -32,11 +32,12 @@ describe("the demo page", { timeout: 180_000 }, () => {
   const join_ = async (name, viewport) => {
     const person = await openPage(browser, url, viewport);
     const { page } = person;
+    people[name] = person;
     await page.fill("#name", name);
+    if (shot === 0) await snap("join", name);
     await page.press("#name", "Enter");
     await until(page, `${name} connected`, () => document.getElementById("status").dataset.state === "connected");
     person.clientId = await page.textContent("#me-id");
-    people[name] = person;
     return person;
   };
 
