@@ -5,7 +5,6 @@
 //! the run counts exactly what was lost.
 
 use std::io;
-use std::net::SocketAddr;
 use std::num::NonZeroU16;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +19,8 @@ use midge_codec::{
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::client::Conn;
+use crate::client::{Buffers, Conn, Endpoint, Transport};
+use crate::process;
 
 /// Who publishes to whom.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -38,7 +38,8 @@ pub(crate) enum Topology {
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Plan {
     #[serde(skip)]
-    pub(crate) addr: SocketAddr,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) transport: Transport,
     pub(crate) version: u8,
     pub(crate) qos: u8,
     pub(crate) payload: usize,
@@ -63,6 +64,24 @@ pub(crate) struct Outcome {
     pub(crate) msgs_per_sec: f64,
     pub(crate) mb_per_sec: f64,
     pub(crate) latency_us: Latency,
+    /// From the first publish until the last delivery (or the drain gave up): the window
+    /// over which CPU time is measured.
+    pub(crate) measured_seconds: f64,
+    /// CPU time the load generator itself spent while publishing and draining: near
+    /// `seconds` times its threads means the generator, not the broker, set the pace.
+    pub(crate) generator_cpu_seconds: f64,
+    /// Publishers still blocked in a write 3 s after being told to stop (then abandoned).
+    pub(crate) stuck_publishers: usize,
+}
+
+/// What the broker process spent over the measured window.
+#[derive(Debug, Serialize)]
+pub(crate) struct BrokerUsage {
+    /// User plus system CPU time.
+    pub(crate) cpu_seconds: f64,
+    pub(crate) cpu_us_per_delivered: f64,
+    /// The broker's peak resident memory so far (VmHWM).
+    pub(crate) peak_rss_kib: u64,
 }
 
 /// End-to-end latency percentiles, in microseconds.
@@ -76,13 +95,18 @@ pub(crate) struct Latency {
 
 const HEADER: usize = 16;
 
+/// The protocol version for `--protocol-version` 4 or 5.
+pub(crate) fn protocol_version(version: u8) -> ProtocolVersion {
+    if version == 5 {
+        ProtocolVersion::V5
+    } else {
+        ProtocolVersion::V3_1_1
+    }
+}
+
 impl Plan {
     fn version(&self) -> ProtocolVersion {
-        if self.version == 5 {
-            ProtocolVersion::V5
-        } else {
-            ProtocolVersion::V3_1_1
-        }
+        protocol_version(self.version)
     }
 
     fn qos(&self) -> QoS {
@@ -107,18 +131,18 @@ impl Plan {
 }
 
 /// Runs the plan: connects everyone, publishes for `seconds`, waits for stragglers.
-pub(crate) async fn run(plan: Plan) -> io::Result<Outcome> {
+/// With the broker's `pid`, also what the broker spent meanwhile.
+pub(crate) async fn run(
+    plan: Plan,
+    pid: Option<u32>,
+) -> io::Result<(Outcome, Option<BrokerUsage>)> {
     let start = Instant::now();
-    let delivered = Arc::new(AtomicU64::new(0));
+    let delivered = Arc::new(Deliveries::default());
+    let sent = Arc::new(AtomicU64::new(0));
     let (stop_subs, stop_subs_rx) = watch::channel(false);
     let mut subscribers = Vec::new();
     for s in 0..plan.subscribers {
-        let mut conn = Conn::open(
-            plan.addr,
-            plan.version(),
-            &format!("bench-sub-{s}-{}", std::process::id()),
-        )
-        .await?;
+        let mut conn = open(&plan, &format!("bench-sub-{s}-{}", std::process::id())).await?;
         subscribe(&mut conn, &plan.subscription(s), plan.qos()).await?;
         subscribers.push(tokio::spawn(subscriber(
             conn,
@@ -128,36 +152,45 @@ pub(crate) async fn run(plan: Plan) -> io::Result<Outcome> {
         )));
     }
     let (stop_pubs, stop_pubs_rx) = watch::channel(false);
+    let (go, go_rx) = watch::channel(false);
     let mut publishers = Vec::new();
     for p in 0..plan.publishers {
-        let conn = Conn::open(
-            plan.addr,
-            plan.version(),
-            &format!("bench-pub-{p}-{}", std::process::id()),
-        )
-        .await?;
+        let conn = open(&plan, &format!("bench-pub-{p}-{}", std::process::id())).await?;
         publishers.push(tokio::spawn(publisher(
             conn,
             plan.clone(),
             p,
             start,
+            sent.clone(),
+            go_rx.clone(),
             stop_pubs_rx.clone(),
         )));
     }
+    let cpu_before = own_cpu_seconds();
+    let broker_before = pid.and_then(process::usage);
     let publishing = Instant::now();
+    let publishing_ns = start.elapsed().as_nanos() as u64;
+    // Everyone is connected: all publishers start now.
+    let _ = go.send(true);
     tokio::time::sleep(Duration::from_secs_f64(plan.seconds)).await;
     let _ = stop_pubs.send(true);
-    let mut sent = 0;
-    for task in publishers {
-        sent += task.await.map_err(io::Error::other)??;
+    let mut stuck_publishers = 0;
+    for mut task in publishers {
+        match tokio::time::timeout(Duration::from_secs(3), &mut task).await {
+            Ok(joined) => joined.map_err(io::Error::other)??,
+            Err(_) => {
+                task.abort();
+                stuck_publishers += 1;
+            }
+        }
     }
     let seconds = publishing.elapsed().as_secs_f64();
+    let sent = sent.load(Ordering::Relaxed);
     let expected = sent * plan.fanout();
-    // Stragglers: up to 5 s for what is still on its way.
-    let drain = Instant::now();
-    while delivered.load(Ordering::Relaxed) < expected && drain.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    drain(&delivered, expected).await;
+    let generator_cpu_seconds = own_cpu_seconds() - cpu_before;
+    let broker_after = pid.and_then(process::usage);
+    let measured_seconds = publishing.elapsed().as_secs_f64();
     let _ = stop_subs.send(true);
     let mut histogram = Histogram::<u64>::new(3).map_err(io::Error::other)?;
     for task in subscribers {
@@ -165,9 +198,21 @@ pub(crate) async fn run(plan: Plan) -> io::Result<Outcome> {
             .add(task.await.map_err(io::Error::other)??)
             .map_err(io::Error::other)?;
     }
-    let delivered = delivered.load(Ordering::Relaxed);
-    let msgs_per_sec = delivered as f64 / seconds;
-    Ok(Outcome {
+    let last_ns = delivered.last_ns.load(Ordering::Relaxed);
+    let delivering = last_ns.saturating_sub(publishing_ns) as f64 / 1e9;
+    let delivered = delivered.count.load(Ordering::Relaxed);
+    // Over the longer of publishing and delivering: a backlog drained after the publishers
+    // stopped counts, and so does the time it took.
+    let msgs_per_sec = delivered as f64 / seconds.max(delivering);
+    let broker = broker_before.zip(broker_after).map(|(b, a)| {
+        let cpu_seconds = a.cpu_seconds - b.cpu_seconds;
+        BrokerUsage {
+            cpu_seconds,
+            cpu_us_per_delivered: cpu_seconds * 1e6 / delivered.max(1) as f64,
+            peak_rss_kib: a.peak_rss_kib,
+        }
+    });
+    let outcome = Outcome {
         sent,
         expected,
         delivered,
@@ -181,7 +226,44 @@ pub(crate) async fn run(plan: Plan) -> io::Result<Outcome> {
             p99: histogram.value_at_quantile(0.99) / 1000,
             max: histogram.max() / 1000,
         },
-    })
+        measured_seconds,
+        generator_cpu_seconds,
+        stuck_publishers,
+    };
+    Ok((outcome, broker))
+}
+
+async fn open(plan: &Plan, client_id: &str) -> io::Result<Conn> {
+    Conn::open(&plan.endpoint, plan.version(), client_id, Buffers::Load).await
+}
+
+fn own_cpu_seconds() -> f64 {
+    process::usage(std::process::id()).map_or(0.0, |u| u.cpu_seconds)
+}
+
+/// What the subscribers received, together.
+#[derive(Default)]
+struct Deliveries {
+    count: AtomicU64,
+    /// When the last one arrived, in nanoseconds since the run began.
+    last_ns: AtomicU64,
+}
+
+/// Waits for what is still on its way: until everything arrived, nothing more arrived for
+/// half a second (the rest is lost), or 3 s passed.
+async fn drain(delivered: &Deliveries, expected: u64) {
+    let began = Instant::now();
+    let (mut last, mut progress) = (delivered.count.load(Ordering::Relaxed), Instant::now());
+    while last < expected
+        && progress.elapsed() < Duration::from_millis(500)
+        && began.elapsed() < Duration::from_secs(3)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = delivered.count.load(Ordering::Relaxed);
+        if now != last {
+            (last, progress) = (now, Instant::now());
+        }
+    }
 }
 
 async fn subscribe(conn: &mut Conn, filter: &str, qos: QoS) -> io::Result<()> {
@@ -202,15 +284,18 @@ async fn subscribe(conn: &mut Conn, filter: &str, qos: QoS) -> io::Result<()> {
     }
 }
 
-/// Publishes until told to stop (and, at QoS 1/2, until everything is acknowledged).
-/// Returns how many messages were published.
+/// Publishes until told to stop (and, at QoS 1/2, until everything is acknowledged),
+/// adding to `sent` what each write carried.
 async fn publisher(
     mut conn: Conn,
     plan: Plan,
     index: usize,
     start: Instant,
+    sent: Arc<AtomicU64>,
+    mut go: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
-) -> io::Result<u64> {
+) -> io::Result<()> {
+    go.wait_for(|go| *go).await.map_err(io::Error::other)?;
     let topic = TopicName::try_from(format!("bench/{index}")).map_err(io::Error::other)?;
     let qos = plan.qos();
     let acked = qos != QoS::AtMostOnce;
@@ -221,10 +306,14 @@ async fn publisher(
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         t
     });
-    let (mut seq, mut inflight, mut next_id, mut stopping) = (0u64, 0usize, 0u16, false);
-    let mut payload = BytesMut::with_capacity(plan.payload.max(HEADER));
+    // Every message shares one payload; its first bytes are overwritten in the encoded
+    // packet, so nothing is allocated per message.
+    let size = plan.payload.max(HEADER);
+    let template = Bytes::from(vec![b'x'; size]);
+    let (mut seq, mut inflight, mut next_id, mut stopping) = (0u32, 0usize, 0u16, false);
     loop {
         let room = !stopping && (!acked || inflight + batch <= plan.window);
+        let mut queued = 0;
         tokio::select! {
             biased;
             _ = stop.changed(), if !stopping => stopping = true,
@@ -240,12 +329,7 @@ async fn publisher(
             }
             () = tick(&mut ticks), if room => {
                 for _ in 0..batch {
-                    payload.clear();
-                    payload.put_u64(start.elapsed().as_nanos() as u64);
-                    payload.put_u32(index as u32);
-                    payload.put_u32(seq as u32);
-                    payload.resize(plan.payload.max(HEADER), b'x');
-                    let mut publish = Publish::new(topic.clone(), Bytes::copy_from_slice(&payload));
+                    let mut publish = Publish::new(topic.clone(), template.clone());
                     publish.qos = qos;
                     if acked {
                         next_id = next_id.wrapping_add(1).max(1);
@@ -253,14 +337,31 @@ async fn publisher(
                         inflight += 1;
                     }
                     publish.encode(conn.version, &mut conn.out).map_err(io::Error::other)?;
-                    seq += 1;
+                    stamp(&mut conn.out, size, start, index as u32, seq);
+                    seq = seq.wrapping_add(1);
+                    queued += 1;
                 }
             }
         }
         conn.flush().await?;
+        sent.fetch_add(queued, Ordering::Relaxed);
         if stopping && inflight == 0 {
-            return Ok(seq);
+            return Ok(());
         }
+    }
+}
+
+/// Writes the send time, publisher and sequence number over the first bytes of the payload
+/// that ends `out`.
+fn stamp(out: &mut BytesMut, payload: usize, start: Instant, publisher: u32, seq: u32) {
+    let mut header = [0u8; HEADER];
+    let mut h = header.as_mut_slice();
+    h.put_u64(start.elapsed().as_nanos() as u64);
+    h.put_u32(publisher);
+    h.put_u32(seq);
+    let at = out.len().saturating_sub(payload);
+    if let Some(bytes) = out.get_mut(at..at + HEADER) {
+        bytes.copy_from_slice(&header);
     }
 }
 
@@ -274,7 +375,7 @@ async fn tick(ticks: &mut Option<tokio::time::Interval>) {
 async fn subscriber(
     mut conn: Conn,
     start: Instant,
-    delivered: Arc<AtomicU64>,
+    delivered: Arc<Deliveries>,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<Histogram<u64>> {
     let mut histogram = Histogram::<u64>::new(3).map_err(io::Error::other)?;
@@ -311,7 +412,10 @@ async fn subscriber(
                 _ => {}
             }
         }
-        delivered.fetch_add(count, Ordering::Relaxed);
+        if count > 0 {
+            delivered.count.fetch_add(count, Ordering::Relaxed);
+            delivered.last_ns.fetch_max(now, Ordering::Relaxed);
+        }
         conn.flush().await?;
     }
 }

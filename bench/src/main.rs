@@ -7,28 +7,58 @@
 //! Reports messages sent, delivered and lost, msg/s, MB/s, end-to-end latency percentiles,
 //! and with `--pid` the broker's CPU time per delivered message and peak memory.
 
+mod brokers;
 mod client;
+mod compare;
+mod idle;
 mod load;
 mod process;
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use crate::load::{Outcome, Plan, Topology};
-use crate::process::Usage;
+use crate::client::{Endpoint, Transport};
+use crate::idle::IdleOutcome;
+use crate::load::{BrokerUsage, Outcome, Plan, Topology};
 
 #[derive(Parser, Debug)]
-#[command(version, about = "A load generator for MQTT brokers")]
+#[command(
+    version,
+    about = "A load generator for MQTT brokers",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    load: Args,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start Mosquitto and midge on free ports, run the matrix of loads against each, and
+    /// print one table with both and their ratio.
+    Compare(compare::CompareArgs),
+}
+
+#[derive(clap::Args, Debug)]
 struct Args {
     /// The broker's address.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// The broker's MQTT/TCP port.
+    /// The broker's port: MQTT/TCP, or HTTP with `--transport ws`.
     #[arg(long, default_value_t = 1883)]
     port: u16,
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    transport: Transport,
+    /// The WebSocket URL path.
+    #[arg(long, default_value = "/mqtt")]
+    path: String,
     /// MQTT protocol version: 4 (3.1.1) or 5.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=5))]
     protocol_version: u8,
@@ -53,6 +83,14 @@ struct Args {
     /// QoS 1/2 messages a publisher may have unacknowledged.
     #[arg(long, default_value_t = 100)]
     window: usize,
+    /// Instead of a load: open this many idle connections and report the broker's memory
+    /// per connection (needs `--pid`, and `ulimit -n` above the count).
+    #[arg(long, value_name = "CONNECTIONS")]
+    idle: Option<usize>,
+    /// Threads for the generator's connections; default: the cores this process may use
+    /// (so `taskset -c 1` gives one).
+    #[arg(long, default_value_t = available_cores())]
+    threads: usize,
     /// The broker's process id, to report its CPU time and memory.
     #[arg(long)]
     pid: Option<u32>,
@@ -65,20 +103,67 @@ struct Args {
 struct Report {
     plan: Plan,
     outcome: Outcome,
-    broker: Option<Broker>,
+    broker: Option<BrokerUsage>,
 }
 
-#[derive(Serialize)]
-struct Broker {
-    cpu_seconds: f64,
-    cpu_us_per_delivered: f64,
-    peak_rss_kib: u64,
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The generator's runtime: one thread, or a worker per core it may use, each driving many
+/// connections (one task each).
+pub(crate) fn runtime(threads: usize) -> io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let plan = Plan {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Compare(args)) => compare::main(args),
+        None => run(cli.load),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("midge-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> io::Result<()> {
+    let endpoint = Endpoint {
         addr: SocketAddr::new(args.host, args.port),
+        transport: args.transport,
+        path: args.path.clone(),
+    };
+    let version = load::protocol_version(args.protocol_version);
+    let runtime = runtime(args.threads)?;
+    if let Some(connections) = args.idle {
+        let pid = args
+            .pid
+            .ok_or_else(|| io::Error::other("--idle needs the broker's --pid"))?;
+        let outcome = runtime.block_on(idle::run(
+            &endpoint,
+            version,
+            connections,
+            pid,
+            Duration::from_secs(1),
+        ))?;
+        return print(args.json, &outcome, print_idle);
+    }
+    let plan = Plan {
+        endpoint,
+        transport: args.transport,
         version: args.protocol_version,
         qos: args.qos,
         payload: args.payload,
@@ -97,63 +182,49 @@ fn main() -> ExitCode {
         seconds: args.seconds,
         window: args.window,
     };
-    // The load generator's own work stays on one thread, so it can be pinned to one core.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("midge-bench: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let before = args.pid.and_then(process::usage);
-    let outcome = match runtime.block_on(load::run(plan.clone())) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("midge-bench: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let after = args.pid.and_then(process::usage);
-    let broker = before.zip(after).map(|(b, a): (Usage, Usage)| {
-        let cpu_seconds = a.cpu_seconds - b.cpu_seconds;
-        Broker {
-            cpu_seconds,
-            cpu_us_per_delivered: cpu_seconds * 1e6 / outcome.delivered.max(1) as f64,
-            peak_rss_kib: a.peak_rss_kib,
-        }
-    });
+    let (outcome, broker) = runtime.block_on(load::run(plan.clone(), args.pid))?;
     let report = Report {
         plan,
         outcome,
         broker,
     };
-    if args.json {
-        match serde_json::to_string(&report) {
-            Ok(json) => println!("{json}"),
-            Err(e) => {
-                eprintln!("midge-bench: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
+    print(args.json, &report, print_table)
+}
+
+fn print<T: Serialize>(json: bool, value: &T, table: fn(&T)) -> io::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(value).map_err(io::Error::other)?
+        );
     } else {
-        print_table(&report);
+        table(value);
     }
-    ExitCode::SUCCESS
+    Ok(())
+}
+
+fn print_idle(o: &IdleOutcome) {
+    println!(
+        "{} idle connections over {:?}, opened in {:.1} s",
+        o.connections, o.transport, o.seconds_to_open
+    );
+    println!(
+        "  broker RSS {} KiB before, {} KiB after: {:.0} bytes per connection",
+        o.broker_rss_before_kib, o.broker_rss_after_kib, o.bytes_per_connection
+    );
 }
 
 fn print_table(r: &Report) {
     let (p, o) = (&r.plan, &r.outcome);
     println!(
-        "{:?} {}->{}  QoS {}  {} B  MQTT {}  {}",
+        "{:?} {}->{}  QoS {}  {} B  MQTT {} over {:?}  {}",
         p.topology,
         p.publishers,
         p.subscribers,
         p.qos,
         p.payload,
         if p.version == 5 { "5.0" } else { "3.1.1" },
+        p.transport,
         if p.rate == 0 {
             "max rate".to_string()
         } else {
@@ -172,6 +243,16 @@ fn print_table(r: &Report) {
     println!(
         "  latency us: p50 {}  p90 {}  p99 {}  max {}",
         l.p50, l.p90, l.p99, l.max
+    );
+    println!(
+        "  generator: {:.2} s CPU over {:.2} s{}",
+        o.generator_cpu_seconds,
+        o.measured_seconds,
+        if o.stuck_publishers > 0 {
+            format!(", {} publishers stuck in a write", o.stuck_publishers)
+        } else {
+            String::new()
+        }
     );
     if let Some(b) = &r.broker {
         println!(
