@@ -22,11 +22,13 @@ $("join-form").addEventListener("submit", (event) => {
   if (!name) return;
   localStorage.setItem(NAME_KEY, name);
   $("join-form").querySelector("button").disabled = true;
-  join(name).catch((err) => {
-    $("join-error").textContent = err.message;
-    $("join-error").hidden = false;
-  });
+  join(name).catch((err) => showError(err.message));
 });
+
+function showError(message) {
+  $("join-error").textContent = message;
+  $("join-error").hidden = false;
+}
 
 async function join(name) {
   const mqtt = await loadClient();
@@ -78,13 +80,17 @@ async function join(name) {
       connected = s.state === "connected";
       document.body.dataset.link = s.state;
       status.show(s);
+      if (s.reason) showError(`The last attempt failed: ${s.reason}`);
+      if (connected) $("join-error").hidden = true;
     },
     onConnect: async (c, first) => {
       client = c;
       if (first) {
         c.on("message", route);
         // The client subscribes again by itself after reconnecting.
-        await c.subscribe([TOPICS.presenceAll, TOPICS.inboxOf(me.clientId), TOPICS.roomAll, TOPICS.telemetryAll], { qos: 1 });
+        const filters = [TOPICS.presenceAll, TOPICS.inboxOf(me.clientId), TOPICS.roomAll, TOPICS.telemetryAll];
+        const refused = (await c.subscribe(filters, { qos: 1 })).filter((g) => g.qos >= 0x80);
+        if (refused.length) throw new Error(`The broker refused ${refused.map((g) => g.topic).join(", ")}`);
       } else {
         chat.forgetPresence();
       }

@@ -11,6 +11,8 @@ import { launchChromium, openPage, screenshotDir, startBroker, until } from "./h
 const SHOTS = screenshotDir();
 /** Topics as the best practices want them: two prefixes, then lowercase, digits and dashes. */
 const TOPIC_RULE = /^(data|cmd)(\/[a-z0-9-]+)+$/;
+/** The broker holds the page to the topic best practices (no `#`, `data/<client-id>/...`). */
+const CONFIG = 'topic_policy = "strict"\n';
 /** Chromium's own report of a refused WebSocket: expected while the broker is down. */
 const REFUSED = /WebSocket connection to '.*' failed/;
 
@@ -77,7 +79,7 @@ describe("the demo page", { timeout: 180_000 }, () => {
   };
 
   before(async () => {
-    broker = await startBroker();
+    broker = await startBroker({ config: CONFIG });
     url = `http://127.0.0.1:${broker.httpPort}/`;
     browser = await launchChromium();
     console.log(`broker pid ${broker.pid}, page ${url}, screenshots in ${SHOTS}`);
@@ -176,7 +178,7 @@ describe("the demo page", { timeout: 180_000 }, () => {
     }
     await until(people.Ann.page, "a countdown in Ann's status", () => /reconnecting in \d+ s/.test(document.getElementById("status-text").textContent));
     await snap("broker-down-ann", "Ann");
-    broker = await startBroker({ tcpPort, httpPort });
+    broker = await startBroker({ tcpPort, httpPort, config: CONFIG });
     for (const name of ["Ann", "Bob"]) {
       await until(people[name].page, `${name} connected again`, () => document.getElementById("status").dataset.state === "connected");
     }

@@ -2,7 +2,8 @@
 // or fail), Debian's Chromium through playwright-core, console watching and screenshots.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -20,14 +21,20 @@ process.on("exit", () => {
 });
 
 /**
- * Starts `midge --web web` on the given ports (0: free ones) and resolves once it logged
- * both listening addresses, to `{ tcpPort, httpPort, stop(signal) }`.
+ * Starts `midge --web web` on the given ports (0: free ones), with `config` as its TOML
+ * file if given, and resolves once it logged both listening addresses, to
+ * `{ tcpPort, httpPort, pid, stop(signal) }`.
  */
-export function startBroker({ tcpPort = 0, httpPort = 0 } = {}) {
+export function startBroker({ tcpPort = 0, httpPort = 0, config } = {}) {
   if (!existsSync(MIDGE)) {
     throw new Error(`${MIDGE} is missing: cargo build -p midge-broker --locked (or set MIDGE_BIN)`);
   }
   const args = ["--tcp", `127.0.0.1:${tcpPort}`, "--http", `127.0.0.1:${httpPort}`, "--web", join(ROOT, "web")];
+  if (config !== undefined) {
+    const file = join(mkdtempSync(join(tmpdir(), "midge-browser-")), "midge.toml");
+    writeFileSync(file, config);
+    args.push("--config", file);
+  }
   const proc = spawn(MIDGE, args, {
     cwd: ROOT,
     stdio: ["ignore", "ignore", "pipe"],
