@@ -107,16 +107,20 @@ export class Dashboard {
   }
 }
 
-/** Draws `values` into `svg` as a line over the panel's width, scaled to their maximum. */
+/** Draws `values` into `svg` across its width, from zero to a little above their maximum. */
 function sparkline(svg, values) {
-  const top = Math.max(1, ...values) * 1.15;
-  const x0 = POINTS - values.length;
-  const points = values.map((v, i) => `${x0 + i},${(30 - (v / top) * 28 - 1).toFixed(2)}`).join(" ");
-  let line = svg.firstElementChild;
-  if (!line) {
-    line = document.createElementNS(SVG, "polyline");
+  if (!svg.firstElementChild) {
+    const area = document.createElementNS(SVG, "polygon");
+    area.setAttribute("class", "area");
+    const line = document.createElementNS(SVG, "polyline");
     line.setAttribute("vector-effect", "non-scaling-stroke");
-    svg.append(line);
+    svg.append(area, line);
   }
-  line.setAttribute("points", points);
+  const [area, line] = svg.children;
+  const top = Math.max(1, ...values) * 1.2;
+  const step = (POINTS - 1) / Math.max(1, values.length - 1);
+  const points = values.map((v, i) => `${(i * step).toFixed(2)},${(30 - (v / top) * 30).toFixed(2)}`);
+  if (points.length === 1) points.push(`${POINTS - 1},${points[0].split(",")[1]}`);
+  line.setAttribute("points", points.join(" "));
+  area.setAttribute("points", `0,30 ${points.join(" ")} ${POINTS - 1},30`);
 }

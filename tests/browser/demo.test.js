@@ -141,11 +141,11 @@ describe("the demo page", { timeout: 180_000 }, () => {
     for (const name of ["Ann", "Bob", "Cy"]) {
       await until(
         people[name].page,
-        `readings with latencies from all three pages on ${name}'s dashboard`,
+        `five readings with latencies from each page on ${name}'s dashboard`,
         (want) =>
           want.every((id) => {
             const card = document.querySelector(`#dash .reading[data-client-id="${id}"]`);
-            return card && Number(card.dataset.readings) >= 3 && /ms$/.test(card.querySelector(".latency").textContent);
+            return card && Number(card.dataset.readings) >= 5 && /ms$/.test(card.querySelector(".latency").textContent);
           }),
         ids,
       );
