@@ -2,7 +2,9 @@
 //! plug into. The broker asks it at CONNECT, at every SUBSCRIBE filter and at every PUBLISH.
 //!
 //! [`AllowAll`] is what runs until a backend is configured, which is why the broker only
-//! listens on loopback unless `allow_anonymous` is set.
+//! listens on loopback unless `allow_anonymous` is set; [`crate::Access`] is the backend
+//! the configuration's password and ACL files make. `connect` may be slow (a password hash):
+//! the broker calls it on a blocking thread, never on the async reactor.
 
 use midge_codec::{Connect, ReasonCode, TopicFilter, TopicName};
 
@@ -28,6 +30,14 @@ pub trait Auth: Send + Sync + 'static {
     /// Whether the client may publish to `topic`. A refused message is dropped; a 5.0
     /// client's PUBACK or PUBREC then says Not authorized (0x87).
     fn publish(&self, client: ClientInfo<'_>, topic: &TopicName) -> bool;
+
+    /// Whether a message published to `topic` may be delivered to the client (asked at each
+    /// delivery, so a broad subscription cannot reach what a narrower rule hides). A refused
+    /// message is skipped for that client alone. Everyone may, unless overridden.
+    fn receive(&self, client: ClientInfo<'_>, topic: &TopicName) -> bool {
+        let _ = (client, topic);
+        true
+    }
 }
 
 /// Everyone may do everything.

@@ -24,6 +24,8 @@ pub(crate) struct Shared {
     retained: RwLock<HashMap<Box<str>, Arc<Message>>>,
     /// The bytes queued for all clients together.
     pub(crate) queued_bytes: AtomicUsize,
+    /// How many CONNECTs may be checked by `auth` at once (each on a blocking thread).
+    pub(crate) auth_permits: tokio::sync::Semaphore,
 }
 
 /// A poisoned lock means a task panicked mid-update; the maps are still consistent enough
@@ -46,6 +48,9 @@ impl Shared {
             sessions: Mutex::default(),
             retained: RwLock::default(),
             queued_bytes: AtomicUsize::new(0),
+            auth_permits: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         }
     }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::topic_policy::TopicPolicy;
+
 /// Everything the broker can be told.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -42,6 +44,40 @@ pub struct Config {
     pub max_keep_alive_secs: u16,
     /// Seconds between updates of the `$SYS/broker/...` statistics topics; 0 turns them off.
     pub sys_interval_secs: u64,
+
+    /// The password file (`midge passwd`): clients must then give a user name and its
+    /// password, unless `allow_anonymous` lets those without a user name in.
+    pub password_file: Option<PathBuf>,
+    /// The ACL file: who may publish, subscribe and receive where.
+    pub acl_file: Option<PathBuf>,
+    /// `"open"` (any topic) or `"strict"` (the topic best practices; see the README).
+    pub topic_policy: TopicPolicy,
+    /// Users exempt from the strict policy's rules on `#` and `data/<client-id>/`.
+    pub admin_users: Vec<String>,
+
+    /// MQTT over TLS listeners (mqtts), with `tls_cert` and `tls_key`.
+    pub mqtts: Vec<SocketAddr>,
+    /// HTTPS listeners: the HTTP listener's service over TLS, MQTT over `wss://.../mqtt`.
+    pub https: Vec<SocketAddr>,
+    /// The certificate chain (PEM) TLS listeners present, the server's own first.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of the certificate.
+    pub tls_key: Option<PathBuf>,
+
+    /// New connections per second one source address may open (a burst of as many is
+    /// allowed); more are closed at once. 0: no limit.
+    pub max_connection_rate: u32,
+    /// PUBLISH packets per second one client may send (a burst of as many is allowed);
+    /// beyond it the broker stops reading from the client until the rate is met. 0: no limit.
+    pub max_publish_rate: u32,
+    /// Subscriptions one client may hold; more get Quota exceeded (0x97, 3.x: 0x80). 0: no limit.
+    pub max_subscriptions: usize,
+    /// Levels a topic name or filter may have; a longer one is refused (0x90 / 0x8F). 0: no limit.
+    pub max_topic_levels: usize,
+    /// The `Origin` values a browser may open `/mqtt` from (e.g. `"https://example.com"`);
+    /// other origins get 403. Requests without an Origin (not from a browser) are let
+    /// through. Empty: any origin.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -61,6 +97,19 @@ impl Default for Config {
             connect_timeout_secs: 10,
             max_keep_alive_secs: 0,
             sys_interval_secs: 10,
+            password_file: None,
+            acl_file: None,
+            topic_policy: TopicPolicy::Open,
+            admin_users: Vec::new(),
+            mqtts: Vec::new(),
+            https: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            max_connection_rate: 0,
+            max_publish_rate: 0,
+            max_subscriptions: 0,
+            max_topic_levels: 0,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -96,18 +145,26 @@ impl Config {
         })
     }
 
-    /// Checks the configuration is safe to run: anonymous access on a non-loopback address
-    /// must be asked for, as in Mosquitto 2.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let exposed = self
-            .tcp
+    /// Every listen address, plain and TLS.
+    pub(crate) fn addresses(&self) -> impl Iterator<Item = &SocketAddr> {
+        self.tcp
             .iter()
             .chain(&self.http)
-            .find(|a| !a.ip().is_loopback());
-        if let (Some(addr), false) = (exposed, self.allow_anonymous) {
+            .chain(&self.mqtts)
+            .chain(&self.https)
+    }
+
+    /// Checks the configuration is safe to run: a non-loopback address needs a password
+    /// file or an explicit `allow_anonymous`, as in Mosquitto 2; TLS listeners need a
+    /// certificate and key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let exposed = self.addresses().find(|a| !a.ip().is_loopback());
+        let authenticated = self.password_file.is_some();
+        if let (Some(addr), false) = (exposed, self.allow_anonymous || authenticated) {
             return Err(ConfigError(format!(
                 "refusing to listen on {addr}, which is not a loopback address, without \
-                 authentication: set allow_anonymous = true to let anyone who can reach it connect"
+                 authentication: set password_file, or allow_anonymous = true to let anyone who \
+                 can reach it connect"
             )));
         }
         if self.max_packet_size < 64 {
@@ -117,6 +174,12 @@ impl Config {
         }
         if self.receive_maximum == 0 {
             return Err(ConfigError("receive_maximum must be at least 1".into()));
+        }
+        let tls = !self.mqtts.is_empty() || !self.https.is_empty();
+        if tls && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return Err(ConfigError(
+                "mqtts and https listeners need tls_cert and tls_key (PEM files)".into(),
+            ));
         }
         Ok(())
     }
@@ -176,5 +239,34 @@ mod tests {
         );
         config.allow_anonymous = true;
         assert!(config.validate().is_ok());
+        config.allow_anonymous = false;
+        config.password_file = Some("passwd".into());
+        assert!(
+            config.validate().is_ok(),
+            "a password file is authentication"
+        );
+    }
+
+    #[test]
+    fn tls_listeners_need_a_certificate() {
+        let mut config = Config {
+            mqtts: vec!["127.0.0.1:8883".parse().unwrap()],
+            tls_cert: Some("cert.pem".into()),
+            ..Config::default()
+        };
+        assert!(config.validate().unwrap_err().0.contains("tls_key"));
+        config.tls_key = Some("key.pem".into());
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn the_topic_policy_is_a_word() {
+        let config = parse("topic_policy = \"strict\"\n").unwrap();
+        assert_eq!(config.topic_policy, TopicPolicy::Strict);
+        let err = parse("\ntopic_policy = \"lenient\"\n").unwrap_err();
+        assert!(
+            err.0.contains("line 2") && err.0.contains("lenient"),
+            "{err}"
+        );
     }
 }

@@ -21,6 +21,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::auth::ClientInfo;
 use crate::broker::Shared;
+use crate::limits::Bucket;
 use crate::metrics;
 use crate::router::Subscription;
 use crate::session::{Inflight, Outgoing, Session};
@@ -152,6 +153,8 @@ struct Connection {
     aliases_out_max: u16,
     waker: Arc<Notify>,
     generation: u64,
+    /// The client's PUBLISH rate limit, if one is configured.
+    publish_rate: Option<Bucket>,
 }
 
 impl Connection {
@@ -190,13 +193,21 @@ impl Connection {
             connect.client_id.as_str().into()
         };
 
-        if let Err(code) = shared.auth.connect(&connect) {
-            tracing::info!(client = %client_id, %peer, "connection refused: {code}");
-            refuse(code, &mut out);
-            let _ = writer.write(out.freeze()).await;
-            writer.close().await;
-            return None;
-        }
+        let user = connect.username.clone();
+        let verdict = authenticate(&shared, connect)
+            .await
+            .and_then(|c| will_allowed(&shared, &c, &client_id).map(|()| c));
+        let connect = match verdict {
+            Ok(connect) => connect,
+            Err(code) => {
+                tracing::info!(client = %client_id, %peer, user = ?user.as_deref(), "connection refused: {code}");
+                metrics::add(&shared.metrics.auth_failures, 1);
+                refuse(code, &mut out);
+                let _ = writer.write(out.freeze()).await;
+                writer.close().await;
+                return None;
+            }
+        };
 
         // Sessions: take over, resume or start (§4.1, [MQTT-3.1.2-4] to [MQTT-3.1.2-6]).
         let waker = Arc::new(Notify::new());
@@ -262,6 +273,7 @@ impl Connection {
             properties,
         };
         let _ = ack.encode(version, &mut out);
+        let shared_rate = shared.config.max_publish_rate;
         let mut connection = Connection {
             username: connect.username.as_deref().map(Into::into),
             send_quota: connect
@@ -289,6 +301,8 @@ impl Connection {
             },
             waker,
             generation,
+            publish_rate: (shared_rate > 0)
+                .then(|| Bucket::new(shared_rate, std::time::Instant::now())),
         };
         tracing::debug!(client = %client_id, %peer, %version, session_present, "connected");
         if session_present {
@@ -318,6 +332,13 @@ impl Connection {
             loop {
                 match decoder.decode(buf) {
                     Ok(Some(packet)) => {
+                        if matches!(packet, Packet::Publish(_)) && self.publish_rate.is_some() {
+                            if let Some(end) = self.throttle(&mut shutdown).await {
+                                return end;
+                            }
+                            // Waiting for the rate is not the client being silent.
+                            deadline = grace.map(|g| Instant::now() + g);
+                        }
                         if let Some(end) = self.handle(packet) {
                             let _ = self.flush().await;
                             return end;
@@ -350,6 +371,23 @@ impl Connection {
                 }
                 _ = shutdown.changed() => return End::Shutdown,
             }
+        }
+    }
+
+    /// Waits until the client's PUBLISH rate allows one more, not reading meanwhile (TCP
+    /// flow control then slows the client down); what is queued for it still goes out first.
+    async fn throttle(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<End> {
+        let wait = self.publish_rate.as_mut()?.take(std::time::Instant::now());
+        if wait.is_zero() {
+            return None;
+        }
+        self.fill_from_queue();
+        if self.flush().await.is_err() {
+            return Some(End::Lost);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => None,
+            _ = shutdown.changed() => Some(End::Shutdown),
         }
     }
 
@@ -485,9 +523,14 @@ impl Connection {
             ));
         }
         metrics::add(self.shared.metrics.received(publish.qos), 1);
+        if too_deep(publish.topic.as_str(), self.shared.config.max_topic_levels) {
+            tracing::info!(client = %self.session.client_id, topic = %publish.topic, "publish refused: too many topic levels");
+            self.refuse_publish(&publish, ReasonCode::TopicNameInvalid);
+            return None;
+        }
         if !self.shared.auth.publish(self.client_info(), &publish.topic) {
             tracing::info!(client = %self.session.client_id, topic = %publish.topic, "publish refused");
-            self.refuse_publish(&publish);
+            self.refuse_publish(&publish, ReasonCode::NotAuthorized);
             return None;
         }
         let packet_id = publish.packet_id;
@@ -524,22 +567,23 @@ impl Connection {
     }
 
     /// Answers a PUBLISH that is dropped because the client may not publish there: 5.0
-    /// clients hear Not authorized; 3.x ones have no way to, and get the usual
+    /// clients hear why (`code`); 3.x ones have no way to, and get the usual
     /// acknowledgement (as Mosquitto does).
-    fn refuse_publish(&mut self, publish: &Publish) {
+    fn refuse_publish(&mut self, publish: &Publish, code: ReasonCode) {
+        metrics::add(&self.shared.metrics.denied, 1);
         let Some(id) = publish.packet_id else { return };
         let v5 = self.version.is_v5();
         match publish.qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
                 let mut ack = PubAck::new(id);
-                ack.reason_code = ReasonCode::NotAuthorized;
+                ack.reason_code = code;
                 self.send(&Packet::PubAck(ack));
             }
             // A failure PUBREC ends a 5.0 flow; a 3.x one goes on to PUBREL and PUBCOMP.
             QoS::ExactlyOnce if v5 => {
                 let mut rec = PubRec::new(id);
-                rec.reason_code = ReasonCode::NotAuthorized;
+                rec.reason_code = code;
                 self.send(&Packet::PubRec(rec));
             }
             QoS::ExactlyOnce => {
@@ -553,9 +597,10 @@ impl Connection {
         let mut codes = Vec::with_capacity(subscribe.subscriptions.len());
         let mut retained = Vec::new();
         for s in &subscribe.subscriptions {
-            if !self.shared.auth.subscribe(self.client_info(), &s.filter) {
-                tracing::info!(client = %self.session.client_id, filter = %s.filter, "subscription refused");
-                codes.push(ReasonCode::NotAuthorized);
+            if let Err(code) = self.may_subscribe(&s.filter) {
+                tracing::info!(client = %self.session.client_id, filter = %s.filter, "subscription refused: {code}");
+                metrics::add(&self.shared.metrics.denied, 1);
+                codes.push(code);
                 continue;
             }
             let subscription = Subscription {
@@ -608,6 +653,26 @@ impl Connection {
         }
     }
 
+    /// Whether the client may add a subscription to `filter`: the topic level and
+    /// subscription limits, then the auth hook.
+    fn may_subscribe(&self, filter: &midge_codec::TopicFilter) -> Result<(), ReasonCode> {
+        let config = &self.shared.config;
+        if too_deep(filter.filter(), config.max_topic_levels) {
+            return Err(ReasonCode::TopicFilterInvalid);
+        }
+        if config.max_subscriptions > 0 {
+            let state = self.session.lock();
+            let replacing = state.subscriptions.contains_key(filter.as_str());
+            if !replacing && state.subscriptions.len() >= config.max_subscriptions {
+                return Err(ReasonCode::QuotaExceeded);
+            }
+        }
+        if !self.shared.auth.subscribe(self.client_info(), filter) {
+            return Err(ReasonCode::NotAuthorized);
+        }
+        Ok(())
+    }
+
     fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
         let mut codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
@@ -649,6 +714,17 @@ impl Connection {
             };
             // [MQTT-3.3.2-5]: an expired message is not delivered.
             if message.message.is_expired(std::time::Instant::now()) {
+                continue;
+            }
+            let client = ClientInfo {
+                client_id: &session.client_id,
+                username: self.username.as_deref(),
+            };
+            if !self
+                .shared
+                .auth
+                .receive(client, &message.message.publish.topic)
+            {
                 continue;
             }
             let packet_id = needs_id.then(|| state.next_packet_id());
@@ -887,6 +963,50 @@ fn publish_will(shared: &Shared, will: Will, client: &str) {
     }
     tracing::debug!(client, topic = %publish.topic, "publishing will");
     shared.publish(publish, Some(client));
+}
+
+/// Asks the auth hook about a CONNECT on a blocking thread (checking a password hash takes
+/// memory and milliseconds), at most as many at once as there are CPUs, within the connect
+/// timeout: a flood of logins slows logins, not the clients already connected.
+async fn authenticate(shared: &Arc<Shared>, connect: Connect) -> Result<Connect, ReasonCode> {
+    let auth = shared.auth.clone();
+    let check = async {
+        let _permit = shared.auth_permits.acquire().await.ok()?;
+        let verdict = tokio::task::spawn_blocking(move || {
+            let verdict = auth.connect(&connect);
+            verdict.map(|()| connect)
+        });
+        verdict.await.ok()
+    };
+    match timeout(shared.config.connect_timeout(), check).await {
+        Ok(Some(verdict)) => verdict,
+        // The check panicked, or logins are queued beyond the connect timeout.
+        _ => Err(ReasonCode::ServerBusy),
+    }
+}
+
+/// A will is a publish the client asks for in advance: the same limits and rules apply,
+/// and a refused one refuses the connection (as Mosquitto does).
+fn will_allowed(shared: &Shared, connect: &Connect, client_id: &str) -> Result<(), ReasonCode> {
+    let Some(will) = &connect.will else {
+        return Ok(());
+    };
+    if too_deep(will.topic.as_str(), shared.config.max_topic_levels) {
+        return Err(ReasonCode::TopicNameInvalid);
+    }
+    let client = ClientInfo {
+        client_id,
+        username: connect.username.as_deref(),
+    };
+    if !shared.auth.publish(client, &will.topic) {
+        return Err(ReasonCode::NotAuthorized);
+    }
+    Ok(())
+}
+
+/// Whether a topic name or filter has more than `max` levels (0: no limit).
+fn too_deep(topic: &str, max: usize) -> bool {
+    max > 0 && topic.split('/').nth(max).is_some()
 }
 
 /// A suffix for assigned client identifiers: unique within this process and unlikely to

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::broker::Shared;
+use crate::transport::Stream;
 
 /// The most a request head may take.
 const MAX_HEAD: usize = 16 * 1024;
@@ -22,7 +22,7 @@ const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
 /// What the HTTP side made of a connection.
 pub(crate) enum Outcome {
     /// A WebSocket for MQTT.
-    WebSocket(Box<WebSocketStream<TcpStream>>),
+    WebSocket(Box<WebSocketStream<Stream>>),
     /// Answered (a file, metrics or an error) and done.
     Done,
 }
@@ -32,13 +32,11 @@ struct Request {
     websocket_key: Option<String>,
     upgrade: bool,
     protocols: Vec<String>,
+    origin: Option<String>,
 }
 
 /// Reads one request and answers it, or upgrades it to a WebSocket.
-pub(crate) async fn handle(
-    shared: &Arc<Shared>,
-    mut stream: TcpStream,
-) -> std::io::Result<Outcome> {
+pub(crate) async fn handle(shared: &Arc<Shared>, mut stream: Stream) -> std::io::Result<Outcome> {
     let mut buf = BytesMut::with_capacity(1024);
     let deadline = shared.config.connect_timeout();
     let request = match tokio::time::timeout(deadline, read_head(&mut stream, &mut buf)).await {
@@ -57,6 +55,17 @@ pub(crate) async fn handle(
         Err(_) => return Ok(Outcome::Done),
     };
     if request.path == "/mqtt" {
+        if !origin_allowed(&shared.config.allowed_origins, request.origin.as_deref()) {
+            tracing::info!(origin = ?request.origin, "WebSocket from an origin not allowed");
+            respond(
+                &mut stream,
+                "403 Forbidden",
+                "text/plain",
+                b"origin not allowed\n",
+            )
+            .await?;
+            return Ok(Outcome::Done);
+        }
         return upgrade(stream, request, buf).await;
     }
     if request.path == "/metrics" {
@@ -74,7 +83,22 @@ pub(crate) async fn handle(
     Ok(Outcome::Done)
 }
 
-async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<Option<Request>> {
+/// Whether a browser page from `origin` may open MQTT over WebSocket: any may when the list
+/// is empty; requests without an Origin header do not come from a browser page (browsers
+/// always send one on a WebSocket handshake) and are judged by authentication alone.
+fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+    match origin {
+        None => true,
+        Some(origin) => {
+            allowed.is_empty()
+                || allowed
+                    .iter()
+                    .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        }
+    }
+}
+
+async fn read_head(stream: &mut Stream, buf: &mut BytesMut) -> std::io::Result<Option<Request>> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut headers);
@@ -93,6 +117,7 @@ async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Resul
                         .to_ascii_lowercase()
                         .contains("upgrade");
                 let key = header("sec-websocket-key");
+                let origin = header("origin");
                 let request = Request {
                     path: req
                         .path
@@ -107,6 +132,7 @@ async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Resul
                         .split(',')
                         .map(|p| p.trim().to_owned())
                         .collect(),
+                    origin: (!origin.is_empty()).then_some(origin),
                 };
                 let _ = buf.split_to(len);
                 return Ok(Some(request));
@@ -120,11 +146,7 @@ async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Resul
     }
 }
 
-async fn upgrade(
-    mut stream: TcpStream,
-    request: Request,
-    rest: BytesMut,
-) -> std::io::Result<Outcome> {
+async fn upgrade(mut stream: Stream, request: Request, rest: BytesMut) -> std::io::Result<Outcome> {
     let (true, Some(key)) = (request.upgrade, request.websocket_key) else {
         // A plain GET on /mqtt is not MQTT: say what is expected (RFC 6455 §4.2.2).
         let body =
@@ -155,7 +177,7 @@ async fn upgrade(
     Ok(Outcome::WebSocket(Box::new(ws)))
 }
 
-async fn serve_file(stream: &mut TcpStream, root: &Path, path: &str) -> std::io::Result<()> {
+async fn serve_file(stream: &mut Stream, root: &Path, path: &str) -> std::io::Result<()> {
     let Some(file) = resolve(root, path) else {
         return respond(stream, "404 Not Found", "text/plain", b"not found\n").await;
     };
@@ -201,7 +223,7 @@ fn content_type(file: &Path) -> &'static str {
 }
 
 async fn respond(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     status: &str,
     content_type: &str,
     body: &[u8],
@@ -210,7 +232,7 @@ async fn respond(
 }
 
 async fn respond_with(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     status: &str,
     content_type: &str,
     body: &[u8],
@@ -223,4 +245,23 @@ async fn respond_with(
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body).await?;
     stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn origins() {
+        let allowed = vec![
+            "https://example.com/".to_owned(),
+            "http://localhost:8080".to_owned(),
+        ];
+        assert!(origin_allowed(&allowed, Some("https://example.com")));
+        assert!(origin_allowed(&allowed, Some("http://localhost:8080")));
+        assert!(!origin_allowed(&allowed, Some("https://evil.example")));
+        assert!(!origin_allowed(&allowed, Some("null")));
+        assert!(origin_allowed(&allowed, None));
+        assert!(origin_allowed(&[], Some("https://evil.example")));
+    }
 }

@@ -5,17 +5,24 @@
 //!
 //! [`Broker::start`] binds every listener of a [`Config`] (port 0 picks a free port; the
 //! chosen addresses are in [`Broker::tcp_addrs`] and [`Broker::http_addrs`]) and serves
-//! until [`Broker::shutdown`].
+//! until [`Broker::shutdown`]. The password and ACL files it names are read again by
+//! [`Broker::reload`] (the `midge` binary calls it on SIGHUP).
 
+mod access;
+pub mod acl;
 mod auth;
 mod broker;
 mod config;
 mod connection;
 mod http;
+mod limits;
 mod metrics;
+pub mod passwd;
 mod router;
 mod session;
 mod sys;
+mod tls;
+pub mod topic_policy;
 mod transport;
 
 use std::net::SocketAddr;
@@ -25,80 +32,89 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
+pub use access::Access;
 pub use auth::{AllowAll, Auth, ClientInfo};
 pub use config::{Config, ConfigError};
 
 use crate::broker::Shared;
+use crate::limits::ConnectionRate;
+use crate::topic_policy::TopicPolicy;
+use crate::transport::Stream;
 
 /// A running broker.
 pub struct Broker {
     tcp: Vec<SocketAddr>,
     http: Vec<SocketAddr>,
+    mqtts: Vec<SocketAddr>,
+    https: Vec<SocketAddr>,
+    access: Option<Arc<Access>>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
 
+type StartError = Box<dyn std::error::Error + Send + Sync>;
+
 impl Broker {
-    /// Binds every listener and starts serving, letting everyone in ([`AllowAll`]).
-    pub async fn start(config: Config) -> Result<Broker, Box<dyn std::error::Error + Send + Sync>> {
-        Self::start_with_auth(config, Arc::new(AllowAll)).await
+    /// Binds every listener and starts serving. The configuration's password file, ACL file
+    /// and topic policy decide who may do what ([`Access`]); without any, everyone may
+    /// ([`AllowAll`]).
+    pub async fn start(config: Config) -> Result<Broker, StartError> {
+        let files = config.password_file.is_some()
+            || config.acl_file.is_some()
+            || config.topic_policy != TopicPolicy::Open;
+        if !files {
+            return Self::start_with_auth(config, Arc::new(AllowAll)).await;
+        }
+        config.validate()?;
+        let access = Arc::new(Access::from_config(&config)?);
+        let mut broker = Self::start_with_auth(config, access.clone()).await?;
+        broker.access = Some(access);
+        Ok(broker)
     }
 
     /// Binds every listener and starts serving, asking `auth` who may do what.
     pub async fn start_with_auth(
         config: Config,
         auth: Arc<dyn Auth>,
-    ) -> Result<Broker, Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<Broker, StartError> {
         config.validate()?;
-        let exposed = config
-            .tcp
-            .iter()
-            .chain(&config.http)
-            .filter(|a| !a.ip().is_loopback());
-        for addr in exposed {
-            tracing::warn!(
-                "{addr} is not a loopback address and allow_anonymous is set: anyone who can reach it may connect"
-            );
+        if config.allow_anonymous {
+            for addr in config.addresses().filter(|a| !a.ip().is_loopback()) {
+                tracing::warn!(
+                    "{addr} is not a loopback address and allow_anonymous is set: anyone who can reach it may connect"
+                );
+            }
         }
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) if !config.mqtts.is_empty() || !config.https.is_empty() => {
+                Some(tls::acceptor(cert, key)?)
+            }
+            _ => None,
+        };
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared::new(config, auth));
-        let permits = Arc::new(Semaphore::new(shared.config.max_connections));
+        let listen = Listen {
+            shared: shared.clone(),
+            permits: Arc::new(Semaphore::new(shared.config.max_connections)),
+            rate: Arc::new(ConnectionRate::new(shared.config.max_connection_rate)),
+            shutdown: shutdown.clone(),
+        };
         let mut tasks = JoinSet::new();
-        let mut tcp = Vec::new();
-        for addr in &shared.config.tcp {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            let local = listener.local_addr()?;
-            tracing::info!("listening for MQTT on tcp://{local}");
-            tcp.push(local);
-            tasks.spawn(accept(
-                listener,
-                shared.clone(),
-                permits.clone(),
-                shutdown.subscribe(),
-                Kind::Mqtt,
-            ));
-        }
-        let mut http = Vec::new();
-        for addr in &shared.config.http {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            let local = listener.local_addr()?;
-            tracing::info!(
-                "listening for HTTP on http://{local} (MQTT over WebSocket at ws://{local}/mqtt)"
-            );
-            http.push(local);
-            tasks.spawn(accept(
-                listener,
-                shared.clone(),
-                permits.clone(),
-                shutdown.subscribe(),
-                Kind::Http,
-            ));
-        }
+        let config = &shared.config;
+        let tcp = listen
+            .bind(&mut tasks, &config.tcp, Kind::Mqtt, None)
+            .await?;
+        let http = listen
+            .bind(&mut tasks, &config.http, Kind::Http, None)
+            .await?;
+        let mqtts = listen
+            .bind(&mut tasks, &config.mqtts, Kind::Mqtt, tls.clone())
+            .await?;
+        let https = listen
+            .bind(&mut tasks, &config.https, Kind::Http, tls)
+            .await?;
         if shared.config.sys_interval_secs > 0 {
             let interval = Duration::from_secs(shared.config.sys_interval_secs);
             tasks.spawn(sys::run(shared.clone(), interval, shutdown.subscribe()));
@@ -106,9 +122,31 @@ impl Broker {
         Ok(Broker {
             tcp,
             http,
+            mqtts,
+            https,
+            access: None,
             shutdown,
             tasks,
         })
+    }
+
+    /// Reads the password and ACL files again, keeping every connection. A file that cannot
+    /// be used leaves its old rules in force; the error names the file and line.
+    pub fn reload(&self) -> Result<(), String> {
+        match &self.access {
+            Some(access) => access.reload(),
+            None => Ok(()),
+        }
+    }
+
+    /// The addresses the MQTT over TLS listeners are bound to.
+    pub fn mqtts_addrs(&self) -> &[SocketAddr] {
+        &self.mqtts
+    }
+
+    /// The addresses the HTTPS (and secure WebSocket) listeners are bound to.
+    pub fn https_addrs(&self) -> &[SocketAddr] {
+        &self.https
     }
 
     /// The addresses the MQTT/TCP listeners are bound to.
@@ -142,13 +180,57 @@ enum Kind {
     Http,
 }
 
-async fn accept(
-    listener: TcpListener,
+/// What every accept loop shares.
+#[derive(Clone)]
+struct Listen {
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
-    mut shutdown: watch::Receiver<bool>,
-    kind: Kind,
-) {
+    rate: Arc<ConnectionRate>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Listen {
+    /// Binds `addrs` and spawns their accept loops; the bound addresses, port 0 resolved.
+    async fn bind(
+        &self,
+        tasks: &mut JoinSet<()>,
+        addrs: &[SocketAddr],
+        kind: Kind,
+        tls: Option<TlsAcceptor>,
+    ) -> Result<Vec<SocketAddr>, StartError> {
+        let mut bound = Vec::new();
+        for addr in addrs {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let local = listener.local_addr()?;
+            match (kind, tls.is_some()) {
+                (Kind::Mqtt, false) => tracing::info!("listening for MQTT on tcp://{local}"),
+                (Kind::Mqtt, true) => {
+                    tracing::info!("listening for MQTT over TLS on mqtts://{local}")
+                }
+                (Kind::Http, false) => tracing::info!(
+                    "listening for HTTP on http://{local} (MQTT over WebSocket at ws://{local}/mqtt)"
+                ),
+                (Kind::Http, true) => tracing::info!(
+                    "listening for HTTPS on https://{local} (MQTT over WebSocket at wss://{local}/mqtt)"
+                ),
+            }
+            bound.push(local);
+            tasks.spawn(accept(listener, self.clone(), kind, tls.clone()));
+        }
+        Ok(bound)
+    }
+}
+
+async fn accept(listener: TcpListener, listen: Listen, kind: Kind, tls: Option<TlsAcceptor>) {
+    let Listen {
+        shared,
+        permits,
+        rate,
+        shutdown,
+    } = listen;
+    let mut shutdown = shutdown.subscribe();
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -164,14 +246,20 @@ async fn accept(
                 continue;
             }
         };
+        if !rate.admit(peer.ip(), std::time::Instant::now()) {
+            tracing::debug!(%peer, "connection rate limit: refusing");
+            metrics::add(&shared.metrics.connections_refused, 1);
+            continue;
+        }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached: refusing");
+            metrics::add(&shared.metrics.connections_refused, 1);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (shared, shutdown) = (shared.clone(), shutdown.clone());
+        let (shared, shutdown, tls) = (shared.clone(), shutdown.clone(), tls.clone());
         connections.spawn(async move {
-            serve(shared, stream, peer, shutdown, kind).await;
+            serve(shared, stream, tls, peer, shutdown, kind).await;
             drop(permit);
         });
         // Reap finished connection tasks so the set does not grow.
@@ -183,12 +271,30 @@ async fn accept(
 async fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
+    tls: Option<TlsAcceptor>,
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
     kind: Kind,
 ) {
+    let stream = match tls {
+        None => Stream::Tcp(stream),
+        // The TLS handshake is part of the connection's handshake, under the same timeout.
+        Some(tls) => {
+            match tokio::time::timeout(shared.config.connect_timeout(), tls.accept(stream)).await {
+                Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "no TLS handshake within the connect timeout");
+                    return;
+                }
+            }
+        }
+    };
     let (reader, writer) = match kind {
-        Kind::Mqtt => transport::tcp(stream),
+        Kind::Mqtt => transport::stream(stream),
         Kind::Http => match http::handle(&shared, stream).await {
             Ok(http::Outcome::WebSocket(ws)) => transport::ws(*ws),
             Ok(http::Outcome::Done) => return,

@@ -5,15 +5,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use midge_broker::passwd::PasswordFile;
 use midge_broker::{Broker, Config};
 use tracing_subscriber::EnvFilter;
 
 /// Midge: an MQTT broker for the web. MQTT over TCP, and over WebSocket at /mqtt on the HTTP
-/// port, which also serves the demo page.
+/// port, which also serves the demo page. SIGHUP reloads the password and ACL files.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// A TOML configuration file (see broker/midge.example.toml); flags override it.
     #[arg(long, short)]
     config: Option<PathBuf>,
@@ -26,9 +29,28 @@ struct Args {
     /// The directory of static files served over HTTP. Default: web
     #[arg(long, value_name = "DIR")]
     web: Option<PathBuf>,
-    /// Let anyone connect on non-loopback addresses (there is no authentication yet).
+    /// Let clients without a user name connect (and, without a password file, listen on
+    /// non-loopback addresses).
     #[arg(long)]
     allow_anonymous: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Adds a user to a password file, changes their password, or deletes them. The file is
+    /// created if missing; passwords are stored as argon2id hashes.
+    Passwd {
+        /// The password file.
+        file: PathBuf,
+        /// The user name.
+        user: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long, conflicts_with = "delete")]
+        stdin: bool,
+        /// Delete the user.
+        #[arg(long, short = 'D')]
+        delete: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +61,21 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Command::Passwd {
+        file,
+        user,
+        stdin,
+        delete,
+    }) = &args.command
+    {
+        return match passwd(file, user, *stdin, *delete) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("midge passwd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match load(&args) {
         Ok(config) => config,
         Err(e) => {
@@ -56,6 +93,13 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         // Before anything listens: a signal that arrives once the ports are logged must
         // already mean "shut down gracefully".
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("midge: cannot handle signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let stop = match shutdown_signal() {
             Ok(stop) => stop,
             Err(e) => {
@@ -67,10 +111,21 @@ fn main() -> ExitCode {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("midge: {e}");
-                return ExitCode::FAILURE;
+                // A password, ACL or TLS file that cannot be used is a configuration error.
+                let config = e.is::<midge_broker::ConfigError>();
+                return if config { ExitCode::from(2) } else { ExitCode::FAILURE };
             }
         };
-        stop.await;
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                _ = hangup.recv() => match broker.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: password and ACL files reloaded"),
+                    Err(e) => tracing::error!("SIGHUP: {e}; the previous rules stay in force"),
+                },
+            }
+        }
         tracing::info!("shutting down");
         broker.shutdown(Duration::from_secs(5)).await;
         ExitCode::SUCCESS
@@ -107,4 +162,62 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = interrupt.recv() => {}
         }
     })
+}
+
+/// `midge passwd`: sets or deletes a user's entry, keeping the rest of the file. The new
+/// file replaces the old one whole (written beside it, then renamed), readable by its owner
+/// only.
+fn passwd(file: &std::path::Path, user: &str, stdin: bool, delete: bool) -> Result<(), String> {
+    let mut passwords = match std::fs::read_to_string(file) {
+        Ok(text) => PasswordFile::parse(&text).map_err(|e| e.at(file))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !delete => PasswordFile::default(),
+        Err(e) => return Err(format!("{}: {e}", file.display())),
+    };
+    if delete {
+        if !passwords.remove(user) {
+            return Err(format!("{}: no user `{user}`", file.display()));
+        }
+    } else {
+        let password = read_password(stdin)?;
+        passwords.set(user, password.as_bytes())?;
+    }
+    write_private(file, &passwords.to_text()).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+fn read_password(stdin: bool) -> Result<String, String> {
+    let password = if stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("standard input: {e}"))?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    } else {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Reenter password: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the passwords do not match".into());
+        }
+        first
+    };
+    if password.is_empty() {
+        return Err("empty password".into());
+    }
+    Ok(password)
+}
+
+fn write_private(file: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut temporary = file.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    out.write_all(text.as_bytes())?;
+    out.sync_all()?;
+    std::fs::rename(&temporary, file)
 }

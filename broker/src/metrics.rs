@@ -23,6 +23,12 @@ pub(crate) struct Metrics {
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) messages_dropped: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
+    /// Connections closed at accept: the connection limit or a source's connection rate.
+    pub(crate) connections_refused: AtomicU64,
+    /// CONNECTs refused by authentication.
+    pub(crate) auth_failures: AtomicU64,
+    /// PUBLISH and SUBSCRIBE requests refused by the ACL, topic policy or limits.
+    pub(crate) denied: AtomicU64,
 }
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -70,6 +76,24 @@ impl Metrics {
             "counter",
             "MQTT connections accepted.",
             &[("", get(&self.connections_total))],
+        );
+        metric(
+            "connections_refused_total",
+            "counter",
+            "Connections closed at accept (connection limit or rate per source address).",
+            &[("", get(&self.connections_refused))],
+        );
+        metric(
+            "auth_failures_total",
+            "counter",
+            "CONNECTs refused by authentication.",
+            &[("", get(&self.auth_failures))],
+        );
+        metric(
+            "denied_total",
+            "counter",
+            "PUBLISH and SUBSCRIBE requests refused by the ACL, topic policy or limits.",
+            &[("", get(&self.denied))],
         );
         let by_qos = |[q0, q1, q2]: &[AtomicU64; 3]| {
             [

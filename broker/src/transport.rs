@@ -1,35 +1,95 @@
-//! The byte streams MQTT travels over: a TCP stream or the binary messages of a WebSocket
-//! (§6: several MQTT packets may share a message and one packet may span several).
+//! The byte streams MQTT travels over: a TCP stream, plain or in TLS, or the binary
+//! messages of a WebSocket over either (§6: several MQTT packets may share a message and one
+//! packet may span several).
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = WebSocketStream<TcpStream>;
+/// An accepted connection: plain TCP, or TLS over TCP once the TLS handshake is done.
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+type Ws = WebSocketStream<Stream>;
 
 /// The receiving half of a connection.
 pub(crate) enum Reader {
     Tcp(OwnedReadHalf),
+    Tls(ReadHalf<Stream>),
     Ws(SplitStream<Ws>),
 }
 
 /// The sending half of a connection.
 pub(crate) enum Writer {
     Tcp(OwnedWriteHalf),
+    Tls(WriteHalf<Stream>),
     Ws(SplitSink<Ws, Message>),
 }
 
-/// Splits a TCP stream into its halves.
-pub(crate) fn tcp(stream: TcpStream) -> (Reader, Writer) {
-    let (r, w) = stream.into_split();
-    (Reader::Tcp(r), Writer::Tcp(w))
+/// Splits a stream into its halves (a plain TCP one without a lock between them).
+pub(crate) fn stream(stream: Stream) -> (Reader, Writer) {
+    match stream {
+        Stream::Tcp(tcp) => {
+            let (r, w) = tcp.into_split();
+            (Reader::Tcp(r), Writer::Tcp(w))
+        }
+        tls @ Stream::Tls(_) => {
+            let (r, w) = tokio::io::split(tls);
+            (Reader::Tls(r), Writer::Tls(w))
+        }
+    }
 }
 
 /// Splits a WebSocket into its halves.
@@ -43,6 +103,10 @@ impl Reader {
     pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
             Reader::Tcp(r) => {
+                buf.reserve(4096);
+                r.read_buf(buf).await
+            }
+            Reader::Tls(r) => {
                 buf.reserve(4096);
                 r.read_buf(buf).await
             }
@@ -76,6 +140,10 @@ impl Writer {
     pub(crate) async fn write(&mut self, bytes: Bytes) -> io::Result<()> {
         match self {
             Writer::Tcp(w) => w.write_all(&bytes).await,
+            Writer::Tls(w) => {
+                w.write_all(&bytes).await?;
+                w.flush().await
+            }
             Writer::Ws(w) => w
                 .send(Message::Binary(bytes))
                 .await
@@ -88,6 +156,7 @@ impl Writer {
         // The peer may already be gone; there is nothing to do about a failed close.
         let _ = match self {
             Writer::Tcp(w) => w.shutdown().await,
+            Writer::Tls(w) => w.shutdown().await,
             Writer::Ws(w) => w.close().await.map_err(io::Error::other),
         };
     }

@@ -23,7 +23,8 @@ class Client:
     """A connected Paho client whose callbacks feed queues and events."""
 
     def __init__(self, broker, client_id="", version=5, transport="tcp", clean=True, connect_properties=None,
-                 will=None, keepalive=30, on_message=None):
+                 will=None, keepalive=30, on_message=None, username=None, password=None, tls_ca=None,
+                 port=None):
         self.version = version
         protocol = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
         kwargs = {} if version == 5 else {"clean_session": clean}
@@ -33,6 +34,10 @@ class Client:
             self.client.ws_set_options(path="/mqtt")
         if will:
             self.client.will_set(**will)
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        if tls_ca is not None:
+            self.client.tls_set(ca_certs=str(tls_ca))
         self.messages = queue.Queue()
         self.connack = queue.Queue()
         self.subacks = queue.Queue()
@@ -40,8 +45,10 @@ class Client:
         self.client.on_message = on_message or (lambda c, u, m: self.messages.put(m))
         self.client.on_connect = lambda c, u, flags, rc, props: self.connack.put((flags, rc, props))
         self.client.on_subscribe = lambda c, u, mid, rcs, props: self.subacks.put(rcs)
+        self.pubacks = queue.Queue()
+        self.client.on_publish = lambda c, u, mid, rc, props: self.pubacks.put(rc)
         self.client.on_disconnect = lambda c, u, flags, rc, props: self.disconnects.put(rc)
-        port = broker.http_port if transport == "websockets" else broker.tcp_port
+        port = port or (broker.http_port if transport == "websockets" else broker.tcp_port)
         connect_args = {"keepalive": keepalive}
         if version == 5:
             connect_args["clean_start"] = clean
