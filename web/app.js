@@ -12,6 +12,15 @@ const $ = (id) => document.getElementById(id);
 const BROKER_URL = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/mqtt`;
 const NAME_KEY = "midge-demo-name";
 
+// Fetched at once, not on Join (the broker that serves it may be gone by then); Join waits for it.
+const mqttModule = loadClient();
+mqttModule.then(
+  () => {
+    $("join-button").disabled = false;
+    $("join-button").textContent = "Join";
+  },
+  (err) => showError(err.message),
+);
 const status = new StatusView($("status"), $("status-text"));
 $("broker-url").textContent = BROKER_URL;
 $("name").value = localStorage.getItem(NAME_KEY) ?? "";
@@ -21,17 +30,17 @@ $("join-form").addEventListener("submit", (event) => {
   const name = $("name").value.trim();
   if (!name) return;
   localStorage.setItem(NAME_KEY, name);
-  $("join-form").querySelector("button").disabled = true;
+  $("join-button").disabled = true;
   join(name).catch((err) => showError(err.message));
 });
 
 function showError(message) {
-  $("join-error").textContent = message;
-  $("join-error").hidden = false;
+  $("notice").textContent = message;
+  $("notice").hidden = false;
 }
 
 async function join(name) {
-  const mqtt = await loadClient();
+  const mqtt = await mqttModule;
   const me = { name, clientId: clientIdFor(name) };
   status.clientId = me.clientId;
   let connected = false;
@@ -40,7 +49,7 @@ async function join(name) {
   // Every publish goes through here, to be counted on the dashboard.
   const publish = (topic, payload, options) => {
     telemetry.sent += 1;
-    return client.publish(topic, payload, options);
+    return client ? client.publish(topic, payload, options) : Promise.reject(new Error("not connected yet"));
   };
   const chat = new Chat(me, publish, {
     list: $("people"), count: $("people-count"), log: $("chat-log"), form: $("chat-form"),
@@ -64,6 +73,7 @@ async function join(name) {
     }
   };
 
+  showApp(me);
   const presence = encode({ name, since: Date.now() });
   client = await openConnection({
     connect: mqtt.connect,
@@ -81,7 +91,7 @@ async function join(name) {
       document.body.dataset.link = s.state;
       status.show(s);
       if (s.reason) showError(`The last attempt failed: ${s.reason}`);
-      if (connected) $("join-error").hidden = true;
+      if (connected) $("notice").hidden = true;
     },
     onConnect: async (c, first) => {
       client = c;
@@ -100,7 +110,6 @@ async function join(name) {
     },
   });
 
-  showApp(me);
   setInterval(() => connected && telemetry.tick(), 1000);
 }
 
@@ -130,5 +139,5 @@ function showApp(me) {
       return tr;
     }),
   );
-  $("room-input").focus();
+  $("room-input").focus({ preventScroll: true });
 }

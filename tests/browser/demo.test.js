@@ -22,7 +22,7 @@ describe("the demo page", { timeout: 180_000 }, () => {
   let url;
   const people = {}; // name -> { context, page, errors, clientId }
   let shot = 0;
-  let restartWindow = null; // [from, to] in Date.now() time
+  const outages = []; // [from, to] in Date.now() time: while the broker was down
 
   const snap = async (name, who) => {
     shot += 1;
@@ -35,11 +35,14 @@ describe("the demo page", { timeout: 180_000 }, () => {
     const person = await openPage(browser, url, viewport);
     const { page } = person;
     people[name] = person;
+    await until(page, `${name}'s page loading the client`, () => !document.getElementById("join-button").disabled);
     await page.fill("#name", name);
     if (shot === 0) await snap("join", name);
     await page.press("#name", "Enter");
-    await until(page, `${name} connected`, () => document.getElementById("status").dataset.state === "connected");
+    await until(page, `${name}'s client id`, () => document.getElementById("me-id").textContent !== "");
     person.clientId = await page.textContent("#me-id");
+    assert.match(person.clientId, /^[a-z0-9-]+$/);
+    await until(page, `${name} connected`, () => document.getElementById("status").dataset.state === "connected");
     return person;
   };
 
@@ -169,7 +172,8 @@ describe("the demo page", { timeout: 180_000 }, () => {
 
   it("after the broker is killed and started again, the pages reconnect and chat again", async () => {
     const { tcpPort, httpPort } = broker;
-    restartWindow = [Date.now(), null];
+    const outage = [Date.now(), Infinity];
+    outages.push(outage);
     await broker.stop("SIGKILL");
     for (const name of ["Ann", "Bob"]) {
       await until(people[name].page, `${name} noticing the broker is gone`, () =>
@@ -182,7 +186,7 @@ describe("the demo page", { timeout: 180_000 }, () => {
     for (const name of ["Ann", "Bob"]) {
       await until(people[name].page, `${name} connected again`, () => document.getElementById("status").dataset.state === "connected");
     }
-    restartWindow[1] = Date.now();
+    outage[1] = Date.now();
     const both = [people.Ann.clientId, people.Bob.clientId];
     await waitOnline("Ann", both, "Ann's list rebuilt from the new presence messages");
     await waitOnline("Bob", both, "Bob's list rebuilt from the new presence messages");
@@ -197,10 +201,37 @@ describe("the demo page", { timeout: 180_000 }, () => {
     await snap("after-restart-bob", "Bob");
   });
 
+  it("a page that joins while the broker is down keeps trying, and connects once it is back", async () => {
+    const { tcpPort, httpPort } = broker;
+    const dee = await openPage(browser, url, { width: 390, height: 844 });
+    people.Dee = dee;
+    await until(dee.page, "Dee's page loading the client", () => !document.getElementById("join-button").disabled);
+    const outage = [Date.now(), Infinity];
+    outages.push(outage);
+    await broker.stop("SIGKILL");
+    await dee.page.fill("#name", "Dee");
+    await dee.page.press("#name", "Enter");
+    await until(dee.page, "a countdown on Dee's page", () => /reconnecting in \d+ s/.test(document.getElementById("status-text").textContent));
+    assert.match(await dee.page.textContent("#notice"), /last attempt failed/);
+    assert.ok(await dee.page.isVisible("#notice"), "Dee is not told why the page is not connected");
+    await snap("dee-waits-for-the-broker", "Dee");
+    broker = await startBroker({ tcpPort, httpPort, config: CONFIG });
+    await until(dee.page, "Dee connected", () => document.getElementById("status").dataset.state === "connected");
+    outage[1] = Date.now();
+    assert.ok(!(await dee.page.isVisible("#notice")), "the notice outlived the failure");
+    dee.clientId = await dee.page.textContent("#me-id");
+    for (const name of ["Ann", "Bob"]) await until(people[name].page, `everyone connected again on ${name}'s page`, () => document.getElementById("status").dataset.state === "connected");
+    const all = [people.Ann.clientId, people.Bob.clientId, dee.clientId];
+    for (const name of ["Ann", "Bob", "Dee"]) await waitOnline(name, all, `Ann, Bob and Dee in ${name}'s list`);
+    await send("Dee", "room-input", "Dee made it");
+    for (const name of ["Ann", "Bob"]) await waitMessage(name, "room-log", "Dee made it");
+    await snap("dee-joined", "Dee");
+  });
+
   it("no console errors on any page (but the browser's own report of refused reconnects)", () => {
     for (const [name, { errors }] of Object.entries(people)) {
       const unexpected = errors.filter(
-        (e) => !(restartWindow && e.at >= restartWindow[0] && e.at <= (restartWindow[1] ?? Infinity) && REFUSED.test(e.text)),
+        (e) => !(REFUSED.test(e.text) && outages.some(([from, to]) => e.at >= from && e.at <= to)),
       );
       assert.deepEqual(unexpected, [], `console errors on ${name}'s page`);
     }

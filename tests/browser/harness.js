@@ -2,7 +2,7 @@
 // or fail), Debian's Chromium through playwright-core, console watching and screenshots.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -107,9 +107,10 @@ export async function until(page, what, fn, arg) {
   }
 }
 
-/** Where the screenshots go; made once and printed by the test. */
+/** Where the screenshots go (printed by the test), without those of an earlier run. */
 export function screenshotDir() {
   const dir = process.env.MIDGE_SCREENSHOTS ?? join(ROOT, "target", "screenshots", "demo");
   mkdirSync(dir, { recursive: true });
+  for (const file of readdirSync(dir)) if (/^\d\d-[a-z-]+\.png$/.test(file)) rmSync(join(dir, file));
   return dir;
 }
