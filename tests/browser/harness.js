@@ -10,6 +10,8 @@ import { chromium } from "playwright-core";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const MIDGE = process.env.MIDGE_BIN ?? join(ROOT, "target", "debug", "midge");
+/** The page's directory (with the client package in pkg/): web/ unless MIDGE_WEB says otherwise. */
+const WEB = process.env.MIDGE_WEB ?? join(ROOT, "web");
 const LISTENING = /listening for (MQTT|HTTP) on (?:tcp|http):\/\/127\.0\.0\.1:(\d+)/;
 /** How long any one condition may take before the test fails. */
 export const WAIT_MS = 15_000;
@@ -29,7 +31,7 @@ export function startBroker({ tcpPort = 0, httpPort = 0, config } = {}) {
   if (!existsSync(MIDGE)) {
     throw new Error(`${MIDGE} is missing: cargo build -p midge-broker --locked (or set MIDGE_BIN)`);
   }
-  const args = ["--tcp", `127.0.0.1:${tcpPort}`, "--http", `127.0.0.1:${httpPort}`, "--web", join(ROOT, "web")];
+  const args = ["--tcp", `127.0.0.1:${tcpPort}`, "--http", `127.0.0.1:${httpPort}`, "--web", WEB];
   if (config !== undefined) {
     const file = join(mkdtempSync(join(tmpdir(), "midge-browser-")), "midge.toml");
     writeFileSync(file, config);
