@@ -35,6 +35,7 @@ const LEVEL = /^[a-z0-9-]+$/;
 export function clientIdFor(name) {
   const base = name
     .normalize("NFKD")
+    .replace(/\p{M}/gu, "") // the accents NFKD split off: Å is A
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, "-")
     .replace(/^-+|-+$/g, "")
