@@ -1,8 +1,19 @@
 //! # midge-wasm
 //!
-//! Midge's MQTT client for the browser, published to npm as `midge-mqtt`.
+//! Midge's MQTT 3.1.1 and 5.0 client for the browser, published to npm as `midge-mqtt`.
 //!
-//! The protocol lives in [`session`]: a state machine with no I/O and no clock, driven by the
-//! browser shell (a WebSocket, timers and Promises, to come) and tested natively here.
+//! The protocol lives in [`session`]: a state machine with no I/O and no clock, tested
+//! natively. Around it, a thin browser shell: [`socket`] (the page's WebSocket), [`timer`]
+//! (`setTimeout`), and `api`, the `#[wasm_bindgen]` surface that JavaScript sees: `connect`
+//! and `MqttClient`, shaped like MQTT.js, with Promises and events.
 
+mod api;
+mod error;
+mod objects;
+mod options;
 pub mod session;
+mod socket;
+mod timer;
+mod typescript;
+
+pub use api::{MessageStream, MqttClient, connect};

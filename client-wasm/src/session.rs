@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::num::NonZeroU16;
 
 use bytes::{Bytes, BytesMut};
-use midge_codec::properties::ConnectProperties;
+use midge_codec::properties::{ConnectProperties, SubscribeProperties};
 use midge_codec::{
     ByteStr, ConnAck, Connect, DecodeError, Decoder, Disconnect, Packet, PacketId, ProtocolVersion,
     PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, Subscribe, Subscription,
@@ -318,12 +318,23 @@ impl Session {
     /// Subscribes; answered by [`Event::Subscribed`]. Sent at once when connected, else on
     /// connecting.
     pub fn subscribe(&mut self, now: u64, subscriptions: Vec<Subscription>) -> Token {
+        self.subscribe_with(now, subscriptions, SubscribeProperties::default())
+    }
+
+    /// [`Session::subscribe`] with 5.0 properties (a subscription identifier, user
+    /// properties); they are left out before 5.0.
+    pub fn subscribe_with(
+        &mut self,
+        now: u64,
+        subscriptions: Vec<Subscription>,
+        properties: SubscribeProperties,
+    ) -> Token {
         let token = self.token();
         let packet_id = self.packet_id();
         let subscribe = Subscribe {
             packet_id,
             subscriptions,
-            properties: Default::default(),
+            properties,
         };
         if self.is_connected() {
             self.send(now, &Packet::Subscribe(subscribe.clone()));

@@ -1,0 +1,77 @@
+// Turns wasm-pack's two outputs (the web build in <pkg>/, the bundler build in <pkg>/bundler/)
+// into one npm package, `midge-mqtt`, and checks the size budget.
+//
+//   node client-wasm/npm/assemble.mjs client-wasm/pkg
+//
+// wasm-pack names the package after the crate (midge-wasm) and knows one target per build;
+// the package.json written here names it midge-mqtt and maps "midge-mqtt" to the web build
+// and "midge-mqtt/bundler" to the bundler build.
+
+import { readFileSync, writeFileSync, rmSync, readdirSync, statSync, copyFileSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { gzipSync } from "node:zlib";
+import { fileURLToPath } from "node:url";
+
+// .wasm plus JS glue, gzip -9, at most this (issue 4; MQTT.js 5.16's browser bundle: 105 KB).
+const BUDGET = 40 * 1024;
+
+const pkg = process.argv[2];
+if (!pkg) {
+  console.error("usage: assemble.mjs <wasm-pack out dir>");
+  process.exit(2);
+}
+const here = dirname(fileURLToPath(import.meta.url));
+const generated = JSON.parse(readFileSync(join(pkg, "package.json"), "utf8"));
+
+for (const extra of ["package.json", ".gitignore", "README.md", "LICENSE"]) {
+  rmSync(join(pkg, "bundler", extra), { force: true });
+}
+rmSync(join(pkg, ".gitignore"), { force: true });
+copyFileSync(join(here, "README.md"), join(pkg, "README.md"));
+
+const files = (dir) =>
+  readdirSync(dir, { recursive: true })
+    .map((f) => join(dir, f))
+    .filter((f) => statSync(f).isFile());
+
+const manifest = {
+  name: "midge-mqtt",
+  version: generated.version,
+  description: "MQTT 3.1.1 and 5.0 for the browser, in WebAssembly: a small client with an MQTT.js-like API",
+  license: generated.license,
+  repository: generated.repository,
+  keywords: ["mqtt", "websocket", "wasm", "webassembly", "iot", "pubsub"],
+  type: "module",
+  main: "./midge_mqtt.js",
+  module: "./midge_mqtt.js",
+  types: "./midge_mqtt.d.ts",
+  exports: {
+    ".": { types: "./midge_mqtt.d.ts", default: "./midge_mqtt.js" },
+    "./bundler": { types: "./bundler/midge_mqtt.d.ts", default: "./bundler/midge_mqtt.js" },
+    "./midge_mqtt_bg.wasm": "./midge_mqtt_bg.wasm",
+    "./package.json": "./package.json",
+  },
+  files: files(pkg).map((f) => f.slice(pkg.length + 1)).filter((f) => f !== "package.json"),
+  sideEffects: ["./bundler/midge_mqtt.js", "./snippets/*"],
+};
+writeFileSync(join(pkg, "package.json"), JSON.stringify(manifest, null, 2) + "\n");
+
+// The size a page pays for the web build: the .wasm and every JS file it loads.
+const shipped = files(pkg).filter(
+  (f) => !f.includes(`${pkg}/bundler`) && (f.endsWith(".wasm") || f.endsWith(".js")),
+);
+let raw = 0;
+let gzip = 0;
+for (const file of shipped) {
+  const bytes = readFileSync(file);
+  const packed = gzipSync(bytes, { level: 9 }).length;
+  raw += bytes.length;
+  gzip += packed;
+  console.log(`size: ${file.slice(pkg.length + 1).padEnd(40)} ${String(bytes.length).padStart(7)} B  gzip -9 ${String(packed).padStart(6)} B`);
+}
+const kb = (n) => (n / 1024).toFixed(1);
+console.log(`size: web build total: ${kb(raw)} KB, gzip -9 ${kb(gzip)} KB (budget ${kb(BUDGET)} KB)`);
+if (gzip > BUDGET) {
+  console.error(`size: over budget by ${kb(gzip - BUDGET)} KB`);
+  process.exit(1);
+}

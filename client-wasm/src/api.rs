@@ -1,0 +1,1056 @@
+//! The JavaScript API: `connect(url, options)` and the `MqttClient` it resolves to.
+//!
+//! The shell around [`Session`]: it owns the WebSocket, the timers and the Promises, feeds
+//! the session what happens, and turns what the session reports into events and settled
+//! Promises. All state is in one `Inner` behind `Rc<RefCell<_>>`; the socket's and timers'
+//! callbacks hold only a `Weak` to it. The client keeps itself alive (`Inner::alive`) until it
+//! ends, and then nothing holds it but the application's `MqttClient`.
+//!
+//! Re-entrancy: a listener may call back into the client (publish from a `message` handler,
+//! say). So JS is never called while `Inner` is borrowed: [`drive`] collects the calls to
+//! make as [`Effects`] under the borrow and makes them after releasing it.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::{Rc, Weak};
+
+use js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
+use midge_codec::properties::SubscribeProperties;
+use midge_codec::{ProtocolVersion, Publish, ReasonCode, Subscription, TopicFilter};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::EventTarget;
+
+use crate::error;
+use crate::objects;
+use crate::options::{Backoff, ConnectOptions, PublishOptions, SubscribeOptions, qos, topic_name};
+use crate::session::{Closed, Event, Session, Token};
+use crate::socket::{Socket, SocketEvent};
+use crate::timer::{Timer, now};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str, error: &JsValue);
+    #[wasm_bindgen(js_namespace = Math, js_name = random)]
+    fn math_random() -> f64;
+}
+
+#[wasm_bindgen(inline_js = "
+export function asyncIterable(stream) {
+  let live = true;
+  const finished = () => Promise.resolve({ value: undefined, done: true });
+  const stop = () => {
+    if (live) { live = false; stream.stop(); stream.free(); }
+    return finished();
+  };
+  return {
+    next: () => live ? stream.next().then((r) => { if (r.done) stop(); return r; }) : finished(),
+    return: stop,
+    [Symbol.asyncIterator]() { return this; },
+  };
+}
+")]
+extern "C" {
+    #[wasm_bindgen(js_name = asyncIterable)]
+    fn async_iterable(stream: MessageStream) -> JsValue;
+}
+
+type Shared = Rc<RefCell<Inner>>;
+
+/// JS calls to make once `Inner` is no longer borrowed: a function and its arguments.
+type Effects = Vec<(Function, Vec<JsValue>)>;
+
+/// The resolve and reject functions of a Promise we made.
+struct Deferred {
+    resolve: Function,
+    reject: Function,
+}
+
+impl Deferred {
+    fn new() -> (Promise, Deferred) {
+        let mut functions = None;
+        let promise = Promise::new(&mut |resolve, reject| functions = Some((resolve, reject)));
+        // The executor runs synchronously inside `new Promise`, so it has been called; the
+        // fallbacks are never used.
+        let (resolve, reject) =
+            functions.unwrap_or_else(|| (Function::default(), Function::default()));
+        (promise, Deferred { resolve, reject })
+    }
+
+    fn resolve(self, fx: &mut Effects, value: JsValue) {
+        fx.push((self.resolve, vec![value]));
+    }
+
+    fn reject(self, fx: &mut Effects, error: JsValue) {
+        fx.push((self.reject, vec![error]));
+    }
+}
+
+/// A command waiting for the broker.
+enum Call {
+    Publish {
+        deferred: Deferred,
+        topic: String,
+    },
+    Subscribe {
+        deferred: Deferred,
+        filters: Vec<String>,
+    },
+    Unsubscribe {
+        deferred: Deferred,
+        filters: Vec<String>,
+    },
+}
+
+impl Call {
+    fn reject(self, fx: &mut Effects, error: JsValue) {
+        match self {
+            Call::Publish { deferred, .. }
+            | Call::Subscribe { deferred, .. }
+            | Call::Unsubscribe { deferred, .. } => deferred.reject(fx, error),
+        }
+    }
+}
+
+const EVENTS: [&str; 8] = [
+    "connect",
+    "reconnect",
+    "offline",
+    "close",
+    "error",
+    "message",
+    "disconnect",
+    "end",
+];
+
+struct Listener {
+    event: &'static str,
+    handler: Function,
+    once: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    /// A connection is being made (the first, or a reconnection).
+    Connecting,
+    Connected,
+    /// Waiting to reconnect, at this time.
+    Waiting(u64),
+    Ended,
+}
+
+/// An `addEventListener` on the global object, removed on drop.
+struct GlobalListener {
+    target: EventTarget,
+    event: &'static str,
+    callback: Closure<dyn FnMut()>,
+}
+
+impl GlobalListener {
+    fn new(event: &'static str, callback: impl FnMut() + 'static) -> Option<GlobalListener> {
+        let target = js_sys::global().dyn_into::<EventTarget>().ok()?;
+        let callback = Closure::<dyn FnMut()>::new(callback);
+        target
+            .add_event_listener_with_callback(event, callback.as_ref().unchecked_ref())
+            .ok()?;
+        Some(GlobalListener {
+            target,
+            event,
+            callback,
+        })
+    }
+}
+
+impl Drop for GlobalListener {
+    fn drop(&mut self) {
+        let _ = self.target.remove_event_listener_with_callback(
+            self.event,
+            self.callback.as_ref().unchecked_ref(),
+        );
+    }
+}
+
+/// The state of one `messages(filter)` iterator.
+struct StreamState {
+    filter: TopicFilter,
+    buffered: VecDeque<JsValue>,
+    waiting: VecDeque<Deferred>,
+    done: bool,
+}
+
+/// How many messages a `messages()` iterator holds for a consumer that is behind; older ones
+/// are dropped beyond this.
+const STREAM_BUFFER: usize = 1024;
+
+struct Inner {
+    url: String,
+    session: Session,
+    version: ProtocolVersion,
+    queue_limit: usize,
+    backoff: Option<Backoff>,
+    /// Reconnection attempts since the last successful connection.
+    attempt: u32,
+    state: State,
+    socket: Option<Socket>,
+    /// Whether the current socket has opened (and the session was started on it).
+    started: bool,
+    /// The session's timer and the deadline it was armed for.
+    timer: Option<(u64, Timer)>,
+    retry: Option<Timer>,
+    online: Option<GlobalListener>,
+    /// `connect()`'s Promise, until the first CONNACK.
+    first: Option<Deferred>,
+    calls: HashMap<Token, Call>,
+    listeners: Vec<Listener>,
+    streams: Vec<Rc<RefCell<StreamState>>>,
+    /// Filters the application subscribed to itself (not only through `messages()`).
+    explicit: HashSet<String>,
+    ending: Vec<Deferred>,
+    /// The last close code and reason of the WebSocket, for error messages.
+    last_close: Option<(u16, String)>,
+    weak: Weak<RefCell<Inner>>,
+    /// The client itself, until it ends: like a MQTT.js client, a live client is not garbage
+    /// even when the application holds no reference to it (its socket and timers still call
+    /// back). `finish` lets go.
+    alive: Option<Shared>,
+}
+
+/// Connects to an MQTT broker over WebSocket; resolves to the client once the broker has
+/// accepted the connection, rejects if the first connection fails.
+#[wasm_bindgen(unchecked_return_type = "Promise<MqttClient>")]
+pub fn connect(
+    url: String,
+    #[wasm_bindgen(unchecked_param_type = "ConnectOptions")] options: JsValue,
+) -> Promise {
+    let (promise, deferred) = Deferred::new();
+    let parsed = serde_wasm_bindgen::from_value::<Option<ConnectOptions>>(options)
+        .map_err(|e| format!("connect options: {e}"))
+        .and_then(|o| {
+            o.unwrap_or_default()
+                .into_connection()
+                .map_err(|e| format!("connect options: {e}"))
+        });
+    let connection = match parsed {
+        Ok(connection) => connection,
+        Err(why) => {
+            let _ = deferred
+                .reject
+                .call1(&JsValue::UNDEFINED, &error::error(&why));
+            return promise;
+        }
+    };
+    let shared = Rc::new_cyclic(|weak| {
+        RefCell::new(Inner {
+            url,
+            version: connection.session.version,
+            queue_limit: connection.session.max_offline_queue,
+            session: Session::new(connection.session),
+            backoff: connection.reconnect,
+            attempt: 0,
+            state: State::Connecting,
+            socket: None,
+            started: false,
+            timer: None,
+            retry: None,
+            online: None,
+            first: Some(deferred),
+            calls: HashMap::new(),
+            listeners: Vec::new(),
+            streams: Vec::new(),
+            explicit: HashSet::new(),
+            ending: Vec::new(),
+            last_close: None,
+            weak: weak.clone(),
+            alive: None,
+        })
+    });
+    shared.borrow_mut().alive = Some(shared.clone());
+    let mut fx = Effects::new();
+    shared.borrow_mut().open(&mut fx);
+    run(fx);
+    promise
+}
+
+/// Feeds the session's output to the socket, turns its events into JS calls, and makes them.
+fn drive(shared: &Shared) {
+    let fx = shared.borrow_mut().pump(shared);
+    run(fx);
+}
+
+fn run(fx: Effects) {
+    for (function, args) in fx {
+        let args: Array = args.into_iter().collect();
+        if let Err(e) = function.apply(&JsValue::UNDEFINED, &args) {
+            console_error("midge-mqtt: an event listener threw", &e);
+        }
+    }
+}
+
+fn on_socket(weak: &Weak<RefCell<Inner>>, event: SocketEvent) {
+    let Some(shared) = weak.upgrade() else {
+        return;
+    };
+    let mut fx = Effects::new();
+    {
+        let mut inner = shared.borrow_mut();
+        match event {
+            SocketEvent::Open => {
+                inner.started = true;
+                inner.session.start(now());
+            }
+            SocketEvent::Data(bytes) => inner.session.handle_bytes(now(), &bytes),
+            SocketEvent::Closed { code, reason } => {
+                inner.last_close = Some((code, reason));
+                if inner.started {
+                    inner.session.transport_closed();
+                } else {
+                    // Never opened: the session never started, so it reports nothing.
+                    inner.closed(Closed::TransportClosed, &mut fx);
+                }
+            }
+        }
+    }
+    run(fx);
+    drive(&shared);
+}
+
+fn on_timer(weak: &Weak<RefCell<Inner>>) {
+    let Some(shared) = weak.upgrade() else {
+        return;
+    };
+    {
+        let mut inner = shared.borrow_mut();
+        inner.timer = None;
+        inner.session.handle_timeout(now());
+    }
+    drive(&shared);
+}
+
+/// The backoff wait is over, or the browser came back online while waiting.
+fn on_retry(weak: &Weak<RefCell<Inner>>) {
+    let Some(shared) = weak.upgrade() else {
+        return;
+    };
+    let mut fx = Effects::new();
+    {
+        let mut inner = shared.borrow_mut();
+        if !matches!(inner.state, State::Waiting(_)) {
+            return;
+        }
+        inner.retry = None;
+        inner.state = State::Connecting;
+        inner.emit(&mut fx, "reconnect", vec![]);
+        inner.open(&mut fx);
+    }
+    run(fx);
+}
+
+impl Inner {
+    /// Opens a WebSocket; a URL the browser rejects outright counts as a failed attempt.
+    fn open(&mut self, fx: &mut Effects) {
+        let weak = self.weak.clone();
+        self.started = false;
+        self.last_close = None;
+        match Socket::open(&self.url, move |event| on_socket(&weak, event)) {
+            Ok(socket) => self.socket = Some(socket),
+            Err(e) => {
+                let why = js_message(&e);
+                if let Some(first) = self.first.take() {
+                    let message = format!("cannot connect to {}: {why}", self.url);
+                    first.reject(fx, error::error(&message));
+                    self.finish(fx, "the first connection failed");
+                } else {
+                    self.emit(fx, "error", vec![error::error(&why)]);
+                    self.wait_to_reconnect(fx);
+                }
+            }
+        }
+    }
+
+    fn pump(&mut self, shared: &Shared) -> Effects {
+        let mut fx = Effects::new();
+        loop {
+            while let Some(bytes) = self.session.poll_transmit() {
+                if let Some(socket) = &self.socket {
+                    socket.send(&bytes);
+                }
+            }
+            let Some(event) = self.session.poll_event() else {
+                break;
+            };
+            self.on_event(shared, event, &mut fx);
+        }
+        self.arm_timer();
+        fx
+    }
+
+    fn arm_timer(&mut self) {
+        let Some(deadline) = self.session.poll_timeout() else {
+            self.timer = None;
+            return;
+        };
+        // A timer that fires early is harmless (the session checks the time); one that
+        // fires late is not. So only an earlier deadline re-arms it.
+        if matches!(self.timer, Some((armed, _)) if armed <= deadline) {
+            return;
+        }
+        let weak = self.weak.clone();
+        let delay = deadline.saturating_sub(now());
+        self.timer = Some((deadline, Timer::after(delay, move || on_timer(&weak))));
+    }
+
+    fn on_event(&mut self, shared: &Shared, event: Event, fx: &mut Effects) {
+        match event {
+            Event::Connected { connack, .. } => {
+                self.state = State::Connected;
+                self.attempt = 0;
+                if let Some(first) = self.first.take() {
+                    let client = MqttClient {
+                        shared: shared.clone(),
+                    };
+                    first.resolve(fx, client.into());
+                }
+                self.emit(
+                    fx,
+                    "connect",
+                    vec![objects::connack_packet(&connack).into()],
+                );
+            }
+            Event::Message(publish) => self.deliver(&publish, fx),
+            Event::Published { token, result } => {
+                if let Some(Call::Publish { deferred, topic }) = self.calls.remove(&token) {
+                    match result {
+                        Ok(()) => deferred.resolve(fx, JsValue::UNDEFINED),
+                        Err(failure) => deferred.reject(
+                            fx,
+                            error::publish_failed(&topic, &failure, self.queue_limit),
+                        ),
+                    }
+                }
+            }
+            Event::Subscribed {
+                token,
+                reason_codes,
+            } => {
+                if let Some(Call::Subscribe { deferred, filters }) = self.calls.remove(&token) {
+                    settle_subscribe(deferred, &filters, &reason_codes, fx);
+                }
+            }
+            Event::Unsubscribed {
+                token,
+                reason_codes,
+            } => {
+                if let Some(Call::Unsubscribe { deferred, filters }) = self.calls.remove(&token) {
+                    match reason_codes.iter().find(|c| c.is_error()) {
+                        Some(code) if reason_codes.iter().all(|c| c.is_error()) => {
+                            let message = format!(
+                                "unsubscribe from {} refused by the broker: {code}",
+                                filters.join(", ")
+                            );
+                            deferred.reject(fx, error::refused(&message, *code));
+                        }
+                        _ => deferred.resolve(fx, JsValue::UNDEFINED),
+                    }
+                }
+            }
+            Event::Closed(why) => self.closed(why, fx),
+        }
+    }
+
+    fn deliver(&mut self, publish: &Publish, fx: &mut Effects) {
+        let payload = objects::bytes(&publish.payload);
+        let packet = objects::publish_packet(publish, &payload);
+        for stream in &self.streams {
+            let mut stream = stream.borrow_mut();
+            if !stream.filter.matches(&publish.topic) {
+                continue;
+            }
+            let message = objects::message(publish);
+            match stream.waiting.pop_front() {
+                Some(waiter) => waiter.resolve(fx, iteration(message, false)),
+                None => {
+                    if stream.buffered.len() >= STREAM_BUFFER {
+                        stream.buffered.pop_front();
+                    }
+                    stream.buffered.push_back(message);
+                }
+            }
+        }
+        let topic = JsValue::from_str(publish.topic.as_str());
+        self.emit(fx, "message", vec![topic, payload.into(), packet.into()]);
+    }
+
+    /// A connection ended (or never opened): reconnect, or end for good.
+    fn closed(&mut self, why: Closed, fx: &mut Effects) {
+        self.socket = None;
+        self.started = false;
+        self.timer = None;
+        let error = error::closed(&self.url, &why);
+        if let Some(first) = self.first.take() {
+            let error = error.unwrap_or_else(|| {
+                error::error(&format!(
+                    "cannot connect to {}: {}",
+                    self.url,
+                    self.close_text()
+                ))
+            });
+            first.reject(fx, error);
+            self.finish(fx, "the first connection failed");
+            return;
+        }
+        let was_connected = self.state == State::Connected;
+        if let Closed::ByServer(code) = why {
+            let packet = Object::new();
+            objects::set(&packet, "cmd", "disconnect");
+            objects::set(&packet, "reasonCode", u8::from(code));
+            self.emit(fx, "disconnect", vec![packet.into()]);
+        }
+        if let Some(error) = &error {
+            self.emit(fx, "error", vec![error.clone()]);
+        }
+        self.emit(fx, "close", vec![]);
+        match why {
+            _ if !self.ending.is_empty() => self.finish(fx, "the client was ended"),
+            Closed::Requested => self.finish(fx, "the client was ended"),
+            // Like MQTT.js: a refused CONNECT (bad credentials, say) is not retried.
+            Closed::Refused(_) => self.finish(fx, "the broker refused the connection"),
+            _ => {
+                if was_connected {
+                    self.emit(fx, "offline", vec![]);
+                }
+                self.wait_to_reconnect(fx);
+            }
+        }
+    }
+
+    fn close_text(&self) -> String {
+        match &self.last_close {
+            Some((code, reason)) if !reason.is_empty() => {
+                format!("the WebSocket closed with code {code} ({reason})")
+            }
+            Some((code, _)) => format!("the WebSocket closed with code {code}"),
+            None => "the WebSocket closed".to_owned(),
+        }
+    }
+
+    fn wait_to_reconnect(&mut self, fx: &mut Effects) {
+        let Some(backoff) = self.backoff else {
+            self.finish(fx, "the connection was lost and reconnect is off");
+            return;
+        };
+        let delay = backoff.delay(self.attempt, math_random());
+        self.attempt = self.attempt.saturating_add(1);
+        self.state = State::Waiting(now() + delay);
+        let weak = self.weak.clone();
+        self.retry = Some(Timer::after(delay, move || on_retry(&weak)));
+        if self.online.is_none() {
+            // Back online: try now instead of waiting out the backoff.
+            let weak = self.weak.clone();
+            self.online = GlobalListener::new("online", move || on_retry(&weak));
+        }
+    }
+
+    /// The client is done: everything still waiting is rejected, iterators end.
+    fn finish(&mut self, fx: &mut Effects, why: &str) {
+        if self.state == State::Ended {
+            return;
+        }
+        self.state = State::Ended;
+        self.socket = None;
+        self.timer = None;
+        self.retry = None;
+        self.online = None;
+        for (_, call) in self.calls.drain() {
+            let message = format!("{why}: {}", call_kind(&call));
+            call.reject(fx, error::error(&message));
+        }
+        for stream in self.streams.drain(..) {
+            let mut stream = stream.borrow_mut();
+            stream.done = true;
+            for waiter in stream.waiting.drain(..) {
+                waiter.resolve(fx, iteration(JsValue::UNDEFINED, true));
+            }
+        }
+        for deferred in self.ending.drain(..) {
+            deferred.resolve(fx, JsValue::UNDEFINED);
+        }
+        self.emit(fx, "end", vec![]);
+        // Nothing will be emitted any more: let go of the application's functions, and of
+        // the client (the caller still holds a reference while this runs).
+        self.listeners.clear();
+        self.alive = None;
+    }
+
+    fn emit(&mut self, fx: &mut Effects, event: &str, args: Vec<JsValue>) {
+        for listener in self.listeners.iter().filter(|l| l.event == event) {
+            fx.push((listener.handler.clone(), args.clone()));
+        }
+        self.listeners.retain(|l| !(l.once && l.event == event));
+    }
+}
+
+fn call_kind(call: &Call) -> String {
+    match call {
+        Call::Publish { topic, .. } => format!("publish to \"{topic}\" not completed"),
+        Call::Subscribe { filters, .. } => {
+            format!("subscribe to {} not answered", filters.join(", "))
+        }
+        Call::Unsubscribe { filters, .. } => {
+            format!("unsubscribe from {} not answered", filters.join(", "))
+        }
+    }
+}
+
+fn settle_subscribe(
+    deferred: Deferred,
+    filters: &[String],
+    codes: &[ReasonCode],
+    fx: &mut Effects,
+) {
+    let granted: Array = filters
+        .iter()
+        .zip(codes)
+        .map(|(filter, code)| {
+            let o = Object::new();
+            objects::set(&o, "topic", filter.as_str());
+            objects::set(&o, "qos", u8::from(*code));
+            JsValue::from(o)
+        })
+        .collect();
+    match codes.first() {
+        Some(code) if codes.iter().all(|c| c.is_error()) => {
+            let message = format!(
+                "subscribe to {} refused by the broker: {code}",
+                filters.join(", ")
+            );
+            deferred.reject(fx, error::refused(&message, *code));
+        }
+        _ => deferred.resolve(fx, granted.into()),
+    }
+}
+
+/// `{ value, done }`.
+fn iteration(value: JsValue, done: bool) -> JsValue {
+    let o = Object::new();
+    objects::set(&o, "value", value);
+    objects::set(&o, "done", done);
+    o.into()
+}
+
+fn js_message(value: &JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| "unknown error".to_owned())
+}
+
+/// Turns a payload argument into bytes: a string (UTF-8), a `Uint8Array`, an `ArrayBuffer`,
+/// or nothing (empty).
+fn payload_bytes(payload: &JsValue) -> Result<Vec<u8>, String> {
+    if payload.is_undefined() || payload.is_null() {
+        Ok(Vec::new())
+    } else if let Some(text) = payload.as_string() {
+        Ok(text.into_bytes())
+    } else if let Some(array) = payload.dyn_ref::<Uint8Array>() {
+        Ok(array.to_vec())
+    } else if let Some(buffer) = payload.dyn_ref::<ArrayBuffer>() {
+        Ok(Uint8Array::new(buffer).to_vec())
+    } else {
+        Err("the payload must be a string, a Uint8Array or an ArrayBuffer".to_owned())
+    }
+}
+
+/// A connected MQTT client (the `MqttClient` of MQTT.js, Promise-based).
+#[wasm_bindgen]
+pub struct MqttClient {
+    shared: Shared,
+}
+
+#[wasm_bindgen]
+impl MqttClient {
+    /// Adds an event listener: `connect`, `reconnect`, `offline`, `close`, `error`,
+    /// `message`, `disconnect` or `end`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn on(&self, event: &str, handler: Function) -> Result<(), JsValue> {
+        self.listen(event, handler, false)
+    }
+
+    /// Adds an event listener that is removed after its first call.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn once(&self, event: &str, handler: Function) -> Result<(), JsValue> {
+        self.listen(event, handler, true)
+    }
+
+    /// Removes an event listener added with `on` or `once`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn off(&self, event: &str, handler: Function) {
+        self.shared
+            .borrow_mut()
+            .listeners
+            .retain(|l| !(l.event == event && l.handler == handler));
+    }
+
+    fn listen(&self, event: &str, handler: Function, once: bool) -> Result<(), JsValue> {
+        let Some(event) = EVENTS.iter().find(|e| **e == event) else {
+            return Err(error::error(&format!(
+                "unknown event \"{event}\"; the events are {}",
+                EVENTS.join(", ")
+            )));
+        };
+        self.shared.borrow_mut().listeners.push(Listener {
+            event,
+            handler,
+            once,
+        });
+        Ok(())
+    }
+
+    /// Publishes a message; resolves when its QoS flow completes.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn publish(
+        &self,
+        topic: String,
+        #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] payload: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "PublishOptions | undefined")] options: JsValue,
+    ) -> Promise {
+        let what = format!("publish to \"{topic}\"");
+        self.command(
+            what,
+            publish_packet(&topic, &payload, options),
+            |inner, publish, deferred| {
+                let token = inner.session.publish(now(), publish);
+                inner.calls.insert(token, Call::Publish { deferred, topic });
+            },
+        )
+    }
+
+    /// Subscribes to a filter, an array of filters, or an object of filters and their
+    /// options; resolves to `[{ topic, qos }]` (qos 128 or above: refused), rejects when every
+    /// filter is refused.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Granted[]>")]
+    pub fn subscribe(
+        &self,
+        #[wasm_bindgen(
+            unchecked_param_type = "string | string[] | { [filter: string]: SubscribeOptions }"
+        )]
+        filters: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "SubscribeOptions | undefined")] options: JsValue,
+    ) -> Promise {
+        let prepared = subscriptions(&filters, options);
+        self.command(
+            "subscribe".to_owned(),
+            prepared,
+            |inner, (list, properties), deferred| {
+                let filters: Vec<String> =
+                    list.iter().map(|s| s.filter.as_str().to_owned()).collect();
+                inner.explicit.extend(filters.iter().cloned());
+                let token = inner.session.subscribe_with(now(), list, properties);
+                inner
+                    .calls
+                    .insert(token, Call::Subscribe { deferred, filters });
+            },
+        )
+    }
+
+    /// Unsubscribes from a filter or an array of filters.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn unsubscribe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | string[]")] filters: JsValue,
+    ) -> Promise {
+        self.command(
+            "unsubscribe".to_owned(),
+            filter_list(&filters),
+            |inner, list, deferred| {
+                let filters: Vec<String> = list.iter().map(|f| f.as_str().to_owned()).collect();
+                for filter in &filters {
+                    inner.explicit.remove(filter);
+                }
+                let token = inner.session.unsubscribe(now(), list);
+                inner
+                    .calls
+                    .insert(token, Call::Unsubscribe { deferred, filters });
+            },
+        )
+    }
+
+    /// What publish, subscribe and unsubscribe share: arguments checked (or why they are
+    /// wrong), the command given to the session, or a rejection once the client has ended.
+    fn command<T>(
+        &self,
+        what: String,
+        prepared: Result<T, String>,
+        start: impl FnOnce(&mut Inner, T, Deferred),
+    ) -> Promise {
+        let (promise, deferred) = Deferred::new();
+        let mut fx = Effects::new();
+        match prepared {
+            Err(why) => deferred.reject(&mut fx, error::error(&format!("{what}: {why}"))),
+            Ok(_) if self.shared.borrow().state == State::Ended => {
+                let message = format!("cannot {what}: the client has ended");
+                deferred.reject(&mut fx, error::error(&message));
+            }
+            Ok(args) => start(&mut self.shared.borrow_mut(), args, deferred),
+        }
+        run(fx);
+        drive(&self.shared);
+        promise
+    }
+
+    /// Disconnects and stops reconnecting; resolves when done. Commands still waiting are
+    /// rejected. Cleanly by default (DISCONNECT: the broker drops the will); with `force`, as
+    /// in MQTT.js, the connection is simply dropped, as when a tab closes, and the broker
+    /// publishes the will.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn end(&self, force: Option<bool>) -> Promise {
+        let (promise, deferred) = Deferred::new();
+        let mut fx = Effects::new();
+        {
+            let mut inner = self.shared.borrow_mut();
+            if inner.state == State::Ended {
+                deferred.resolve(&mut fx, JsValue::UNDEFINED);
+            } else {
+                inner.ending.push(deferred);
+                if inner.started && force == Some(true) {
+                    inner.socket = None;
+                    inner.session.transport_closed();
+                } else if inner.started {
+                    inner.session.disconnect(now());
+                } else {
+                    inner.emit(&mut fx, "close", vec![]);
+                    inner.finish(&mut fx, "the client was ended");
+                }
+            }
+        }
+        run(fx);
+        drive(&self.shared);
+        promise
+    }
+
+    /// An async iterator over the messages matching `filter`: subscribes to it (with
+    /// `options`) unless already subscribed, and unsubscribes when the loop is left, unless
+    /// the application subscribed to the filter itself. A consumer that falls more than 1024
+    /// messages behind loses the oldest.
+    #[wasm_bindgen(unchecked_return_type = "AsyncIterableIterator<Message>")]
+    pub fn messages(
+        &self,
+        filter: String,
+        #[wasm_bindgen(unchecked_param_type = "SubscribeOptions | undefined")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let filter = TopicFilter::try_from(filter.as_str()).map_err(|e| {
+            error::error(&format!(
+                "messages: \"{filter}\" is not a valid topic filter: {e}"
+            ))
+        })?;
+        let options = serde_wasm_bindgen::from_value::<Option<SubscribeOptions>>(options)
+            .map_err(|e| error::error(&format!("messages options: {e}")))?
+            .unwrap_or_default();
+        let subscription = Subscription {
+            filter: filter.clone(),
+            options: options
+                .subscription_options(&SubscribeOptions::default())
+                .map_err(|e| error::error(&format!("messages options: {e}")))?,
+        };
+        let state = Rc::new(RefCell::new(StreamState {
+            filter,
+            buffered: VecDeque::new(),
+            waiting: VecDeque::new(),
+            done: false,
+        }));
+        {
+            let mut inner = self.shared.borrow_mut();
+            if inner.state == State::Ended {
+                state.borrow_mut().done = true;
+            } else {
+                let name = subscription.filter.as_str();
+                let already = inner.explicit.contains(name)
+                    || inner
+                        .streams
+                        .iter()
+                        .any(|s| s.borrow().filter.as_str() == name);
+                inner.streams.push(state.clone());
+                if !already {
+                    let properties = options
+                        .properties()
+                        .map_err(|e| error::error(&format!("messages options: {e}")))?;
+                    inner
+                        .session
+                        .subscribe_with(now(), vec![subscription], properties);
+                }
+            }
+        }
+        drive(&self.shared);
+        Ok(async_iterable(MessageStream {
+            client: Rc::downgrade(&self.shared),
+            state,
+        }))
+    }
+
+    /// Whether the client is connected to the broker now.
+    #[wasm_bindgen(getter)]
+    pub fn connected(&self) -> bool {
+        self.shared.borrow().state == State::Connected
+    }
+
+    /// Whether the client is trying to connect again (waiting, or connecting).
+    #[wasm_bindgen(getter)]
+    pub fn reconnecting(&self) -> bool {
+        let inner = self.shared.borrow();
+        matches!(inner.state, State::Waiting(_))
+            || (inner.state == State::Connecting && inner.first.is_none())
+    }
+
+    /// Milliseconds until the next reconnection attempt, while waiting for it.
+    #[wasm_bindgen(getter, js_name = reconnectIn)]
+    pub fn reconnect_in(&self) -> Option<f64> {
+        match self.shared.borrow().state {
+            State::Waiting(at) => Some(at.saturating_sub(now()) as f64),
+            _ => None,
+        }
+    }
+
+    /// The MQTT protocol version in use: 4 (3.1.1) or 5.
+    #[wasm_bindgen(getter, js_name = protocolVersion)]
+    pub fn protocol_version(&self) -> u8 {
+        self.shared.borrow().version.level()
+    }
+}
+
+fn publish_packet(topic: &str, payload: &JsValue, options: JsValue) -> Result<Publish, String> {
+    let topic_name = topic_name(topic)?;
+    let payload = payload_bytes(payload)?;
+    let options = serde_wasm_bindgen::from_value::<Option<PublishOptions>>(options)
+        .map_err(|e| format!("publish options: {e}"))?
+        .unwrap_or_default();
+    let mut publish = Publish::new(topic_name, payload);
+    publish.qos = qos(options.qos)?;
+    publish.retain = options.retain.unwrap_or(false);
+    if let Some(properties) = options.properties {
+        let properties = properties.into_publish_properties()?;
+        if properties != Default::default() {
+            publish.properties = Some(Box::new(properties));
+        }
+    }
+    Ok(publish)
+}
+
+fn filter_list(filters: &JsValue) -> Result<Vec<TopicFilter>, String> {
+    let names: Vec<String> = if let Some(one) = filters.as_string() {
+        vec![one]
+    } else if let Some(array) = filters.dyn_ref::<Array>() {
+        array
+            .iter()
+            .map(|f| f.as_string().ok_or("every filter must be a string"))
+            .collect::<Result<_, _>>()?
+    } else {
+        return Err("expected a topic filter or an array of them".to_owned());
+    };
+    if names.is_empty() {
+        return Err("at least one topic filter is needed".to_owned());
+    }
+    names
+        .iter()
+        .map(|n| {
+            TopicFilter::try_from(n.as_str())
+                .map_err(|e| format!("\"{n}\" is not a valid topic filter: {e}"))
+        })
+        .collect()
+}
+
+fn subscriptions(
+    filters: &JsValue,
+    options: JsValue,
+) -> Result<(Vec<Subscription>, SubscribeProperties), String> {
+    let options = serde_wasm_bindgen::from_value::<Option<SubscribeOptions>>(options)
+        .map_err(|e| format!("options: {e}"))?
+        .unwrap_or_default();
+    let mut list = Vec::new();
+    if filters.as_string().is_some() || filters.is_instance_of::<Array>() {
+        for filter in filter_list(filters)? {
+            let options = options.subscription_options(&SubscribeOptions::default())?;
+            list.push(Subscription { filter, options });
+        }
+    } else if filters.is_object() {
+        for entry in Object::entries(filters.unchecked_ref()) {
+            let name = Reflect::get(&entry, &0.into())
+                .ok()
+                .and_then(|n| n.as_string())
+                .unwrap_or_default();
+            let value = Reflect::get(&entry, &1.into()).unwrap_or(JsValue::UNDEFINED);
+            let own = serde_wasm_bindgen::from_value::<Option<SubscribeOptions>>(value)
+                .map_err(|e| format!("options of \"{name}\": {e}"))?
+                .unwrap_or_default();
+            let filter = TopicFilter::try_from(name.as_str())
+                .map_err(|e| format!("\"{name}\" is not a valid topic filter: {e}"))?;
+            list.push(Subscription {
+                filter,
+                options: options.subscription_options(&own)?,
+            });
+        }
+        if list.is_empty() {
+            return Err("at least one topic filter is needed".to_owned());
+        }
+    } else {
+        return Err("expected a topic filter, an array of them, or an object of them".to_owned());
+    }
+    Ok((list, options.properties()?))
+}
+
+/// One `messages(filter)` iterator (wrapped in JS into an async iterable).
+#[wasm_bindgen(skip_typescript)]
+pub struct MessageStream {
+    client: Weak<RefCell<Inner>>,
+    state: Rc<RefCell<StreamState>>,
+}
+
+#[wasm_bindgen]
+impl MessageStream {
+    /// The next message, or `{ done: true }` once the client has ended.
+    pub fn next(&self) -> Promise {
+        let (promise, deferred) = Deferred::new();
+        let mut fx = Effects::new();
+        {
+            let mut state = self.state.borrow_mut();
+            if let Some(message) = state.buffered.pop_front() {
+                deferred.resolve(&mut fx, iteration(message, false));
+            } else if state.done {
+                deferred.resolve(&mut fx, iteration(JsValue::UNDEFINED, true));
+            } else {
+                state.waiting.push_back(deferred);
+            }
+        }
+        run(fx);
+        promise
+    }
+
+    /// The loop was left: stop collecting, and unsubscribe if nothing else needs the filter.
+    pub fn stop(&self) {
+        let mut fx = Effects::new();
+        {
+            let mut state = self.state.borrow_mut();
+            state.done = true;
+            for waiter in state.waiting.drain(..) {
+                waiter.resolve(&mut fx, iteration(JsValue::UNDEFINED, true));
+            }
+        }
+        if let Some(shared) = self.client.upgrade() {
+            {
+                let mut inner = shared.borrow_mut();
+                inner.streams.retain(|s| !Rc::ptr_eq(s, &self.state));
+                let filter = self.state.borrow().filter.clone();
+                let needed = inner.explicit.contains(filter.as_str())
+                    || inner
+                        .streams
+                        .iter()
+                        .any(|s| s.borrow().filter.as_str() == filter.as_str());
+                if !needed && inner.state != State::Ended {
+                    inner.session.unsubscribe(now(), vec![filter]);
+                }
+            }
+            drive(&shared);
+        }
+        run(fx);
+    }
+}

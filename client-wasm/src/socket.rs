@@ -1,0 +1,85 @@
+//! The browser's WebSocket, owned by Rust: binary frames as `ArrayBuffer`, the `mqtt`
+//! subprotocol, and event handlers that live exactly as long as the [`Socket`]. Dropping it
+//! removes the handlers and closes the connection, so a replaced socket never calls back.
+
+use js_sys::{ArrayBuffer, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
+
+/// What a socket reports.
+pub(crate) enum SocketEvent {
+    /// The connection is open.
+    Open,
+    /// Bytes arrived.
+    Data(Vec<u8>),
+    /// The connection closed (or could not be opened): the close code and reason.
+    Closed { code: u16, reason: String },
+}
+
+/// An open or opening WebSocket with its handlers.
+pub(crate) struct Socket {
+    ws: WebSocket,
+    _on_open: Closure<dyn FnMut(Event)>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Socket {
+    /// Opens a WebSocket to `url` with the `mqtt` subprotocol; `handler` receives its events.
+    pub(crate) fn open(
+        url: &str,
+        handler: impl Fn(SocketEvent) + Clone + 'static,
+    ) -> Result<Socket, JsValue> {
+        let ws = WebSocket::new_with_str(url, "mqtt")?;
+        ws.set_binary_type(BinaryType::Arraybuffer);
+
+        let on_open = {
+            let handler = handler.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| handler(SocketEvent::Open))
+        };
+        let on_message = {
+            let handler = handler.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                // Text frames are not MQTT (§6 of the 5.0 specification); they are ignored
+                // here and the broker would close on them anyway.
+                if let Ok(buffer) = event.data().dyn_into::<ArrayBuffer>() {
+                    handler(SocketEvent::Data(Uint8Array::new(&buffer).to_vec()));
+                }
+            })
+        };
+        // A failed connection fires `error` and then `close`: only `close` is needed.
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
+            handler(SocketEvent::Closed {
+                code: event.code(),
+                reason: event.reason(),
+            });
+        });
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        Ok(Socket {
+            ws,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+        })
+    }
+
+    /// Writes bytes as one binary frame. Errors mean the socket is closing; its `close` event
+    /// follows and reports it.
+    pub(crate) fn send(&self, bytes: &[u8]) {
+        let _ = self.ws.send_with_u8_array(bytes);
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        // Closing a socket that is already closed or closing is allowed; an error here can
+        // only mean the socket is gone already.
+        let _ = self.ws.close();
+    }
+}
