@@ -23,6 +23,15 @@ pub trait Auth: Send + Sync + 'static {
     /// nearest 3.x return code, e.g. 0x86 Bad User Name or Password becomes 4).
     fn connect(&self, connect: &Connect) -> Result<(), ReasonCode>;
 
+    /// Accepts a CONNECT on a TLS connection whose client certificate the TLS layer verified
+    /// (`tls_client_ca`): the CONNECT's user name has been replaced by the certificate's
+    /// subject common name and its password removed; the certificate is the credential.
+    /// Accepted unless overridden.
+    fn connect_certified(&self, connect: &Connect) -> Result<(), ReasonCode> {
+        let _ = connect;
+        Ok(())
+    }
+
     /// Whether the client may subscribe to `filter`. A refused filter gets Not authorized
     /// (0x87) in a 5.0 SUBACK and Failure (0x80) in a 3.x one; the others are unaffected.
     fn subscribe(&self, client: ClientInfo<'_>, filter: &TopicFilter) -> bool;

@@ -63,6 +63,12 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of the certificate.
     pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) for client certificates: TLS listeners then ask clients for
+    /// one, and a verified certificate's subject common name is the client's user name (no
+    /// password needed).
+    pub tls_client_ca: Option<PathBuf>,
+    /// With `tls_client_ca`: refuse TLS clients without a valid certificate.
+    pub require_client_certificate: bool,
 
     /// New connections per second one source address may open (a burst of as many is
     /// allowed); more are closed at once. 0: no limit.
@@ -105,6 +111,8 @@ impl Default for Config {
             https: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            tls_client_ca: None,
+            require_client_certificate: false,
             max_connection_rate: 0,
             max_publish_rate: 0,
             max_subscriptions: 0,
@@ -179,6 +187,11 @@ impl Config {
         if tls && (self.tls_cert.is_none() || self.tls_key.is_none()) {
             return Err(ConfigError(
                 "mqtts and https listeners need tls_cert and tls_key (PEM files)".into(),
+            ));
+        }
+        if self.require_client_certificate && self.tls_client_ca.is_none() {
+            return Err(ConfigError(
+                "require_client_certificate needs tls_client_ca (the CA certificates, PEM)".into(),
             ));
         }
         Ok(())

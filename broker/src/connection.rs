@@ -49,6 +49,7 @@ pub(crate) async fn run(
     mut writer: Writer,
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
+    identity: Option<String>,
 ) {
     let mut buf = BytesMut::with_capacity(4096);
     let mut decoder =
@@ -58,7 +59,7 @@ pub(crate) async fn run(
         read_connect(&mut reader, &mut decoder, &mut buf),
     )
     .await;
-    let connect = match first {
+    let mut connect = match first {
         Ok(Ok(connect)) => connect,
         Ok(Err(reason)) => {
             tracing::debug!(%peer, "no valid CONNECT: {reason}");
@@ -71,7 +72,14 @@ pub(crate) async fn run(
             return;
         }
     };
-    let Some(mut connection) = Connection::accept(shared.clone(), connect, writer, peer).await
+    let certified = identity.is_some();
+    if let Some(identity) = identity {
+        // The verified certificate names the user, whatever the CONNECT says.
+        connect.username = ByteStr::try_from(identity.as_str()).ok();
+        connect.password = None;
+    }
+    let Some(mut connection) =
+        Connection::accept(shared.clone(), connect, certified, writer, peer).await
     else {
         return;
     };
@@ -162,6 +170,7 @@ impl Connection {
     async fn accept(
         shared: Arc<Shared>,
         connect: Connect,
+        certified: bool,
         mut writer: Writer,
         peer: SocketAddr,
     ) -> Option<Connection> {
@@ -194,7 +203,7 @@ impl Connection {
         };
 
         let user = connect.username.clone();
-        let verdict = authenticate(&shared, connect)
+        let verdict = authenticate(&shared, connect, certified)
             .await
             .and_then(|c| will_allowed(&shared, &c, &client_id).map(|()| c));
         let connect = match verdict {
@@ -968,12 +977,20 @@ fn publish_will(shared: &Shared, will: Will, client: &str) {
 /// Asks the auth hook about a CONNECT on a blocking thread (checking a password hash takes
 /// memory and milliseconds), at most as many at once as there are CPUs, within the connect
 /// timeout: a flood of logins slows logins, not the clients already connected.
-async fn authenticate(shared: &Arc<Shared>, connect: Connect) -> Result<Connect, ReasonCode> {
+async fn authenticate(
+    shared: &Arc<Shared>,
+    connect: Connect,
+    certified: bool,
+) -> Result<Connect, ReasonCode> {
     let auth = shared.auth.clone();
     let check = async {
         let _permit = shared.auth_permits.acquire().await.ok()?;
         let verdict = tokio::task::spawn_blocking(move || {
-            let verdict = auth.connect(&connect);
+            let verdict = if certified {
+                auth.connect_certified(&connect)
+            } else {
+                auth.connect(&connect)
+            };
             verdict.map(|()| connect)
         });
         verdict.await.ok()

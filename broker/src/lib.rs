@@ -12,6 +12,7 @@ mod access;
 pub mod acl;
 mod auth;
 mod broker;
+mod cert_identity;
 mod config;
 mod connection;
 mod http;
@@ -89,7 +90,14 @@ impl Broker {
         }
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) if !config.mqtts.is_empty() || !config.https.is_empty() => {
-                Some(tls::acceptor(cert, key)?)
+                let clients = config
+                    .tls_client_ca
+                    .as_deref()
+                    .map(|ca| tls::ClientCertificates {
+                        ca,
+                        required: config.require_client_certificate,
+                    });
+                Some(tls::acceptor(cert, key, clients)?)
             }
             _ => None,
         };
@@ -276,12 +284,18 @@ async fn serve(
     shutdown: watch::Receiver<bool>,
     kind: Kind,
 ) {
+    let mut identity = None;
     let stream = match tls {
         None => Stream::Tcp(stream),
         // The TLS handshake is part of the connection's handshake, under the same timeout.
         Some(tls) => {
             match tokio::time::timeout(shared.config.connect_timeout(), tls.accept(stream)).await {
-                Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                Ok(Ok(tls)) => {
+                    // A client certificate is there only if the verifier accepted it.
+                    let certificate = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+                    identity = certificate.and_then(|c| cert_identity::common_name(c));
+                    Stream::Tls(Box::new(tls))
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, "TLS handshake failed: {e}");
                     return;
@@ -304,5 +318,5 @@ async fn serve(
             }
         },
     };
-    connection::run(shared, reader, writer, peer, shutdown).await;
+    connection::run(shared, reader, writer, peer, shutdown, identity).await;
 }

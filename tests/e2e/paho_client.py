@@ -24,7 +24,7 @@ class Client:
 
     def __init__(self, broker, client_id="", version=5, transport="tcp", clean=True, connect_properties=None,
                  will=None, keepalive=30, on_message=None, username=None, password=None, tls_ca=None,
-                 port=None):
+                 tls_cert=None, tls_key=None, port=None):
         self.version = version
         protocol = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
         kwargs = {} if version == 5 else {"clean_session": clean}
@@ -37,7 +37,8 @@ class Client:
         if username is not None:
             self.client.username_pw_set(username, password)
         if tls_ca is not None:
-            self.client.tls_set(ca_certs=str(tls_ca))
+            self.client.tls_set(ca_certs=str(tls_ca), certfile=tls_cert and str(tls_cert),
+                                keyfile=tls_key and str(tls_key))
         self.messages = queue.Queue()
         self.connack = queue.Queue()
         self.subacks = queue.Queue()

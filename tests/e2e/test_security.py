@@ -340,6 +340,11 @@ def certs(tmp_path_factory):
                                "extendedKeyUsage=serverAuth\n")
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
             "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
+    # A client certificate for alice, for certificate identity.
+    openssl("req", *ec, "-keyout", "alice.key", "-out", "alice.csr", "-subj", "/O=Midge tests/CN=alice")
+    (d / "client.cnf").write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", "alice.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "alice.crt", "-days", "2", "-extfile", "client.cnf")
     return d
 
 
@@ -407,6 +412,45 @@ def test_plain_mqtt_on_the_tls_port_gets_nowhere(tmp_path, certs):
         assert answer is None or answer[0] == 0x15, "a TLS alert at most, never a CONNACK"
         peer.close()
         assert Client(b, "still-fine").reason.value == 0
+
+
+def test_a_client_certificate_is_the_users_identity(tmp_path, certs, passwd_file):
+    (tmp_path / "acl").write_text(ACL)
+    keys = dict(password_file=passwd_file, acl_file=tmp_path / "acl", tls_client_ca=certs / "ca.crt")
+    with tls_broker(tmp_path, certs, **keys) as b:
+        mqtts, _ = tls_ports(b)
+        admin = paho(b, "admin-1", "admin")
+        admin.subscribe("#", qos=1)
+        # alice by her certificate: no password, and the ACL knows her as alice.
+        alice = Client(b, "alice-cert", tls_ca=certs / "ca.crt", tls_cert=certs / "alice.crt",
+                       tls_key=certs / "alice.key", port=mqtts)
+        assert alice.reason.value == 0
+        alice.publish("alice/notes", "signed", qos=1)
+        assert alice.pubacks.get(timeout=5).value == 0
+        alice.publish("bob/notes", "not hers", qos=1)
+        assert alice.pubacks.get(timeout=5).value == 0x87
+        # mosquitto_pub too; and the certificate wins over a user name the client claims.
+        signed = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mqtts), "--cafile", str(certs / "ca.crt"),
+                  "--cert", str(certs / "alice.crt"), "--key", str(certs / "alice.key"), "-q", "1"]
+        subprocess.run(signed + ["-t", "alice/notes", "-m", "by mosquitto_pub"], check=True, timeout=10)
+        subprocess.run(signed + ["-u", "admin", "-t", "bob/notes", "-m", "claims admin"], check=True, timeout=10)
+        assert [m.payload for m in admin.drain()] == [b"signed", b"by mosquitto_pub"]
+        # Without a certificate on the same listener: the password file decides.
+        anonymous = Client(b, "nobody", tls_ca=certs / "ca.crt", port=mqtts)
+        assert anonymous.reason.value == 0x87
+        anonymous.stop()
+        alice.stop()
+        admin.stop()
+
+
+def test_a_required_client_certificate(tmp_path, certs):
+    with tls_broker(tmp_path, certs, tls_client_ca=certs / "ca.crt", require_client_certificate=True) as b:
+        mqtts, _ = tls_ports(b)
+        base = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mqtts), "--cafile", str(certs / "ca.crt"),
+                "-t", "t", "-m", "m"]
+        assert subprocess.run(base, capture_output=True, timeout=10).returncode != 0
+        signed = base + ["--cert", str(certs / "alice.crt"), "--key", str(certs / "alice.key")]
+        assert subprocess.run(signed, capture_output=True, timeout=10).returncode == 0
 
 
 # --- abuse limits ------------------------------------------------------------------------------
