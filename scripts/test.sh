@@ -19,3 +19,4 @@ step "tests" cargo test --workspace --locked
 step "broker and load generator binaries for the end-to-end tests" cargo build -p midge-broker -p midge-bench --locked
 step "end to end: midge against mosquitto_pub/sub, Paho, MQTT.js and raw peers" \
     .venv/bin/pytest tests/e2e -q -p no:cacheprovider
+step "browser: the demo page in headless Chromium" node --test tests/browser/

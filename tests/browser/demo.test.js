@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { join } from "node:path";
-import { launchChromium, openPage, screenshotDir, startBroker, until } from "./harness.js";
+import { checkClientBuilt, launchChromium, openPage, screenshotDir, startBroker, until } from "./harness.js";
 
 const SHOTS = screenshotDir();
 /** Topics as the best practices want them: two prefixes, then lowercase, digits and dashes. */
@@ -82,6 +82,7 @@ describe("the demo page", { timeout: 180_000 }, () => {
   };
 
   before(async () => {
+    checkClientBuilt();
     broker = await startBroker({ config: CONFIG });
     url = `http://127.0.0.1:${broker.httpPort}/`;
     browser = await launchChromium();

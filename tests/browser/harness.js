@@ -79,6 +79,13 @@ export function startBroker({ tcpPort = 0, httpPort = 0, config } = {}) {
   });
 }
 
+/** Fails early, and says what to run, when the page's client package is not built. */
+export function checkClientBuilt() {
+  if (!existsSync(join(WEB, "pkg", "midge_mqtt.js"))) {
+    throw new Error(`${join(WEB, "pkg")} holds no midge-mqtt build: run scripts/build-wasm.sh first`);
+  }
+}
+
 /** Debian's Chromium, headless, with nothing that reaches out to the network. */
 export function launchChromium() {
   return chromium.launch({
