@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, TryStreamExt, stream};
 use midge_codec::{ByteStr, Connect, Decoder, Packet, ProtocolVersion};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -178,6 +178,24 @@ impl Conn {
             },
         }
     }
+}
+
+/// How many connections are opened at a time: brokers that take long over a handshake
+/// (Mosquitto's WebSocket listener) would otherwise dominate a row's setup.
+pub(crate) const CONCURRENCY: usize = 32;
+
+/// Opens a connection for each client id, several at a time, in the ids' order.
+pub(crate) async fn open_many(
+    endpoint: &Endpoint,
+    version: ProtocolVersion,
+    client_ids: impl Iterator<Item = String>,
+    buffers: Buffers,
+) -> io::Result<Vec<Conn>> {
+    stream::iter(client_ids)
+        .map(|id| async move { Conn::open(endpoint, version, &id, buffers).await })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await
 }
 
 /// The WebSocket handshake at `ws://addr/path`, asking for subprotocol `mqtt`.

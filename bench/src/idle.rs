@@ -7,11 +7,10 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use futures_util::{StreamExt, TryStreamExt, stream};
 use midge_codec::ProtocolVersion;
 use serde::Serialize;
 
-use crate::client::{Buffers, Conn, Endpoint, Transport};
+use crate::client::{self, Buffers, Endpoint, Transport};
 use crate::process;
 
 /// What came out of opening the idle connections.
@@ -26,9 +25,6 @@ pub(crate) struct IdleOutcome {
     /// The broker's RSS growth divided by the number of connections.
     pub(crate) bytes_per_connection: f64,
 }
-
-/// How many connections are opened at a time.
-const CONCURRENCY: usize = 32;
 
 /// Opens `connections` idle clients to the broker with process id `pid`, waits `settle` for
 /// its memory to settle, measures, and closes them.
@@ -47,14 +43,8 @@ pub(crate) async fn run(
     let before = rss()?;
     let began = Instant::now();
     let me = std::process::id();
-    let conns: Vec<Conn> = stream::iter(0..connections)
-        .map(|i| {
-            let id = format!("bench-idle-{i}-{me}");
-            async move { Conn::open(endpoint, version, &id, Buffers::Idle).await }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect()
-        .await?;
+    let ids = (0..connections).map(|i| format!("bench-idle-{i}-{me}"));
+    let conns = client::open_many(endpoint, version, ids, Buffers::Idle).await?;
     let seconds_to_open = began.elapsed().as_secs_f64();
     tokio::time::sleep(settle).await;
     let after = rss()?;

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::{StreamExt, TryStreamExt, stream};
 use hdrhistogram::Histogram;
 use midge_codec::{
     Packet, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, Subscribe,
@@ -19,7 +20,7 @@ use midge_codec::{
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::client::{Buffers, Conn, Endpoint, Transport};
+use crate::client::{Buffers, CONCURRENCY, Conn, Endpoint, Transport, open_many};
 use crate::process;
 
 /// Who publishes to whom.
@@ -140,32 +141,44 @@ pub(crate) async fn run(
     let delivered = Arc::new(Deliveries::default());
     let sent = Arc::new(AtomicU64::new(0));
     let (stop_subs, stop_subs_rx) = watch::channel(false);
-    let mut subscribers = Vec::new();
-    for s in 0..plan.subscribers {
-        let mut conn = open(&plan, &format!("bench-sub-{s}-{}", std::process::id())).await?;
-        subscribe(&mut conn, &plan.subscription(s), plan.qos()).await?;
-        subscribers.push(tokio::spawn(subscriber(
-            conn,
-            start,
-            delivered.clone(),
-            stop_subs_rx.clone(),
-        )));
-    }
+    let me = std::process::id();
+    let ids = (0..plan.subscribers).map(|s| format!("bench-sub-{s}-{me}"));
+    let mut conns = open_many(&plan.endpoint, plan.version(), ids, Buffers::Load).await?;
+    stream::iter(conns.iter_mut().enumerate())
+        .map(|(s, conn)| subscribe(conn, plan.subscription(s), plan.qos()))
+        .buffered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let subscribers: Vec<_> = conns
+        .into_iter()
+        .map(|conn| {
+            tokio::spawn(subscriber(
+                conn,
+                start,
+                delivered.clone(),
+                stop_subs_rx.clone(),
+            ))
+        })
+        .collect();
     let (stop_pubs, stop_pubs_rx) = watch::channel(false);
     let (go, go_rx) = watch::channel(false);
-    let mut publishers = Vec::new();
-    for p in 0..plan.publishers {
-        let conn = open(&plan, &format!("bench-pub-{p}-{}", std::process::id())).await?;
-        publishers.push(tokio::spawn(publisher(
-            conn,
-            plan.clone(),
-            p,
-            start,
-            sent.clone(),
-            go_rx.clone(),
-            stop_pubs_rx.clone(),
-        )));
-    }
+    let ids = (0..plan.publishers).map(|p| format!("bench-pub-{p}-{me}"));
+    let conns = open_many(&plan.endpoint, plan.version(), ids, Buffers::Load).await?;
+    let publishers: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(p, conn)| {
+            tokio::spawn(publisher(
+                conn,
+                plan.clone(),
+                p,
+                start,
+                sent.clone(),
+                go_rx.clone(),
+                stop_pubs_rx.clone(),
+            ))
+        })
+        .collect();
     let cpu_before = own_cpu_seconds();
     let broker_before = pid.and_then(process::usage);
     let publishing = Instant::now();
@@ -233,10 +246,6 @@ pub(crate) async fn run(
     Ok((outcome, broker))
 }
 
-async fn open(plan: &Plan, client_id: &str) -> io::Result<Conn> {
-    Conn::open(&plan.endpoint, plan.version(), client_id, Buffers::Load).await
-}
-
 fn own_cpu_seconds() -> f64 {
     process::usage(std::process::id()).map_or(0.0, |u| u.cpu_seconds)
 }
@@ -266,7 +275,7 @@ async fn drain(delivered: &Deliveries, expected: u64) {
     }
 }
 
-async fn subscribe(conn: &mut Conn, filter: &str, qos: QoS) -> io::Result<()> {
+async fn subscribe(conn: &mut Conn, filter: String, qos: QoS) -> io::Result<()> {
     let filter = TopicFilter::try_from(filter).map_err(io::Error::other)?;
     let subscribe = Subscribe {
         packet_id: NonZeroU16::MIN,
