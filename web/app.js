@@ -58,24 +58,11 @@ async function join(name) {
   const room = new Room(me, publish, { log: $("room-log"), form: $("room-form") });
   const dashboard = new Dashboard(me, $("dash"), $("dash-empty"));
 
-  // Each filter's `+` level is the sender's client id.
-  const route = (topic, payload) => {
-    telemetry.received += 1;
-    const body = decode(payload);
-    let from;
-    if ((from = match(TOPICS.presenceAll, topic))) return chat.presence(from[0], body);
-    if (body === null) return;
-    if ((from = match(TOPICS.inboxOf(me.clientId), topic))) return chat.incoming(from[0], topic, body);
-    if ((from = match(TOPICS.roomAll, topic))) return room.incoming(from[0], topic, body);
-    if ((from = match(TOPICS.telemetryAll, topic))) {
-      if (from[0] === me.clientId) telemetry.echo(body);
-      return dashboard.reading(from[0], topic, body);
-    }
-  };
+  const route = router(me, { chat, room, dashboard, telemetry });
 
   showApp(me);
   const presence = encode({ name, since: Date.now() });
-  client = await openConnection({
+  await openConnection({
     connect: mqtt.connect,
     url: BROKER_URL,
     options: {
@@ -111,6 +98,23 @@ async function join(name) {
   });
 
   setInterval(() => connected && telemetry.tick(), 1000);
+}
+
+/** Hands each message to the panel whose filter it matched; the filter's `+` is the sender. */
+function router(me, { chat, room, dashboard, telemetry }) {
+  return (topic, payload) => {
+    telemetry.received += 1;
+    const body = decode(payload);
+    let from;
+    if ((from = match(TOPICS.presenceAll, topic))) return chat.presence(from[0], body);
+    if (body === null) return;
+    if ((from = match(TOPICS.inboxOf(me.clientId), topic))) return chat.incoming(from[0], topic, body);
+    if ((from = match(TOPICS.roomAll, topic))) return room.incoming(from[0], topic, body);
+    if ((from = match(TOPICS.telemetryAll, topic))) {
+      if (from[0] === me.clientId) telemetry.echo(body);
+      dashboard.reading(from[0], topic, body);
+    }
+  };
 }
 
 /** midge-mqtt's `--target web` build, initialised; a readable error when it was not built. */
