@@ -13,10 +13,12 @@ step() {
 step "setup" scripts/setup.sh
 step "formatting" cargo fmt --all --check
 step "lints" cargo clippy --workspace --all-targets --locked -- -D warnings
-step "codec and client session build for the browser (wasm32-unknown-unknown)" \
-    cargo build -p midge-codec -p midge-wasm --target wasm32-unknown-unknown --release --locked
+step "lints of the browser client and its browser tests (wasm32-unknown-unknown)" \
+    cargo clippy -p midge-wasm --all-targets --target wasm32-unknown-unknown --locked -- -D warnings
+step "the npm package midge-mqtt: wasm-pack web and bundler builds, size check, copy in web/pkg" \
+    scripts/build-wasm.sh
 step "tests" cargo test --workspace --locked
 step "broker and load generator binaries for the end-to-end tests" cargo build -p midge-broker -p midge-bench --locked
-step "end to end: midge against mosquitto_pub/sub, Paho, MQTT.js and raw peers" \
+step "end to end: midge against mosquitto_pub/sub, Paho, MQTT.js and raw peers; the wasm client in Chromium; the npm package" \
     .venv/bin/pytest tests/e2e -q -p no:cacheprovider
 step "browser: the demo page in headless Chromium" node --test tests/browser/

@@ -11,10 +11,10 @@
 //! make as [`Effects`] under the borrow and makes them after releasing it.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::{Rc, Weak};
 
-use js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Function, Object, Promise};
 use midge_codec::properties::SubscribeProperties;
 use midge_codec::{ProtocolVersion, Publish, ReasonCode, Subscription, TopicFilter};
 use wasm_bindgen::prelude::*;
@@ -23,7 +23,10 @@ use web_sys::EventTarget;
 
 use crate::error;
 use crate::objects;
-use crate::options::{Backoff, ConnectOptions, PublishOptions, SubscribeOptions, qos, topic_name};
+use crate::options::{
+    Backoff, Fields, SUBSCRIBE, connection, publish_options, subscribe_properties,
+    subscription_options, topic_name,
+};
 use crate::session::{Closed, Event, Session, Token};
 use crate::socket::{Socket, SocketEvent};
 use crate::timer::{Timer, now};
@@ -201,11 +204,11 @@ struct Inner {
     online: Option<GlobalListener>,
     /// `connect()`'s Promise, until the first CONNACK.
     first: Option<Deferred>,
-    calls: HashMap<Token, Call>,
+    calls: BTreeMap<Token, Call>,
     listeners: Vec<Listener>,
     streams: Vec<Rc<RefCell<StreamState>>>,
     /// Filters the application subscribed to itself (not only through `messages()`).
-    explicit: HashSet<String>,
+    explicit: BTreeSet<String>,
     ending: Vec<Deferred>,
     /// The last close code and reason of the WebSocket, for error messages.
     last_close: Option<(u16, String)>,
@@ -221,16 +224,10 @@ struct Inner {
 #[wasm_bindgen(unchecked_return_type = "Promise<MqttClient>")]
 pub fn connect(
     url: String,
-    #[wasm_bindgen(unchecked_param_type = "ConnectOptions")] options: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "ConnectOptions")] options: JsValue,
 ) -> Promise {
     let (promise, deferred) = Deferred::new();
-    let parsed = serde_wasm_bindgen::from_value::<Option<ConnectOptions>>(options)
-        .map_err(|e| format!("connect options: {e}"))
-        .and_then(|o| {
-            o.unwrap_or_default()
-                .into_connection()
-                .map_err(|e| format!("connect options: {e}"))
-        });
+    let parsed = connection(options).map_err(|e| format!("connect options: {e}"));
     let connection = match parsed {
         Ok(connection) => connection,
         Err(why) => {
@@ -255,10 +252,10 @@ pub fn connect(
             retry: None,
             online: None,
             first: Some(deferred),
-            calls: HashMap::new(),
+            calls: BTreeMap::new(),
             listeners: Vec::new(),
             streams: Vec::new(),
-            explicit: HashSet::new(),
+            explicit: BTreeSet::new(),
             ending: Vec::new(),
             last_close: None,
             weak: weak.clone(),
@@ -561,7 +558,7 @@ impl Inner {
         self.timer = None;
         self.retry = None;
         self.online = None;
-        for (_, call) in self.calls.drain() {
+        for (_, call) in std::mem::take(&mut self.calls) {
             let message = format!("{why}: {}", call_kind(&call));
             call.reject(fx, error::error(&message));
         }
@@ -646,22 +643,6 @@ fn js_message(value: &JsValue) -> String {
         .unwrap_or_else(|| "unknown error".to_owned())
 }
 
-/// Turns a payload argument into bytes: a string (UTF-8), a `Uint8Array`, an `ArrayBuffer`,
-/// or nothing (empty).
-fn payload_bytes(payload: &JsValue) -> Result<Vec<u8>, String> {
-    if payload.is_undefined() || payload.is_null() {
-        Ok(Vec::new())
-    } else if let Some(text) = payload.as_string() {
-        Ok(text.into_bytes())
-    } else if let Some(array) = payload.dyn_ref::<Uint8Array>() {
-        Ok(array.to_vec())
-    } else if let Some(buffer) = payload.dyn_ref::<ArrayBuffer>() {
-        Ok(Uint8Array::new(buffer).to_vec())
-    } else {
-        Err("the payload must be a string, a Uint8Array or an ArrayBuffer".to_owned())
-    }
-}
-
 /// A connected MQTT client (the `MqttClient` of MQTT.js, Promise-based).
 #[wasm_bindgen]
 pub struct MqttClient {
@@ -713,7 +694,7 @@ impl MqttClient {
         &self,
         topic: String,
         #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] payload: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "PublishOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "PublishOptions")] options: JsValue,
     ) -> Promise {
         let what = format!("publish to \"{topic}\"");
         self.command(
@@ -736,7 +717,7 @@ impl MqttClient {
             unchecked_param_type = "string | string[] | { [filter: string]: SubscribeOptions }"
         )]
         filters: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "SubscribeOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "SubscribeOptions")] options: JsValue,
     ) -> Promise {
         let prepared = subscriptions(&filters, options);
         self.command(
@@ -837,22 +818,20 @@ impl MqttClient {
     pub fn messages(
         &self,
         filter: String,
-        #[wasm_bindgen(unchecked_param_type = "SubscribeOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "SubscribeOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
         let filter = TopicFilter::try_from(filter.as_str()).map_err(|e| {
             error::error(&format!(
                 "messages: \"{filter}\" is not a valid topic filter: {e}"
             ))
         })?;
-        let options = serde_wasm_bindgen::from_value::<Option<SubscribeOptions>>(options)
-            .map_err(|e| error::error(&format!("messages options: {e}")))?
-            .unwrap_or_default();
+        let wrong = |e: String| error::error(&format!("messages options: {e}"));
+        let options = Fields::read(options, "", SUBSCRIBE).map_err(wrong)?;
         let subscription = Subscription {
             filter: filter.clone(),
-            options: options
-                .subscription_options(&SubscribeOptions::default())
-                .map_err(|e| error::error(&format!("messages options: {e}")))?,
+            options: subscription_options(options.as_ref(), None).map_err(wrong)?,
         };
+        let properties = subscribe_properties(options.as_ref()).map_err(wrong)?;
         let state = Rc::new(RefCell::new(StreamState {
             filter,
             buffered: VecDeque::new(),
@@ -872,9 +851,6 @@ impl MqttClient {
                         .any(|s| s.borrow().filter.as_str() == name);
                 inner.streams.push(state.clone());
                 if !already {
-                    let properties = options
-                        .properties()
-                        .map_err(|e| error::error(&format!("messages options: {e}")))?;
                     inner
                         .session
                         .subscribe_with(now(), vec![subscription], properties);
@@ -920,19 +896,15 @@ impl MqttClient {
 
 fn publish_packet(topic: &str, payload: &JsValue, options: JsValue) -> Result<Publish, String> {
     let topic_name = topic_name(topic)?;
-    let payload = payload_bytes(payload)?;
-    let options = serde_wasm_bindgen::from_value::<Option<PublishOptions>>(options)
-        .map_err(|e| format!("publish options: {e}"))?
-        .unwrap_or_default();
+    let payload = crate::options::payload(payload)?;
+    let settings = publish_options(options)?;
     let mut publish = Publish::new(topic_name, payload);
-    publish.qos = qos(options.qos)?;
-    publish.retain = options.retain.unwrap_or(false);
-    if let Some(properties) = options.properties {
-        let properties = properties.into_publish_properties()?;
-        if properties != Default::default() {
-            publish.properties = Some(Box::new(properties));
-        }
-    }
+    publish.qos = settings.qos;
+    publish.retain = settings.retain;
+    publish.properties = settings
+        .properties
+        .filter(|p| *p != Default::default())
+        .map(Box::new);
     Ok(publish)
 }
 
@@ -963,31 +935,22 @@ fn subscriptions(
     filters: &JsValue,
     options: JsValue,
 ) -> Result<(Vec<Subscription>, SubscribeProperties), String> {
-    let options = serde_wasm_bindgen::from_value::<Option<SubscribeOptions>>(options)
-        .map_err(|e| format!("options: {e}"))?
-        .unwrap_or_default();
+    let common = Fields::read(options, "", SUBSCRIBE)?;
     let mut list = Vec::new();
     if filters.as_string().is_some() || filters.is_instance_of::<Array>() {
         for filter in filter_list(filters)? {
-            let options = options.subscription_options(&SubscribeOptions::default())?;
+            let options = subscription_options(common.as_ref(), None)?;
             list.push(Subscription { filter, options });
         }
     } else if filters.is_object() {
-        for entry in Object::entries(filters.unchecked_ref()) {
-            let name = Reflect::get(&entry, &0.into())
-                .ok()
-                .and_then(|n| n.as_string())
-                .unwrap_or_default();
-            let value = Reflect::get(&entry, &1.into()).unwrap_or(JsValue::UNDEFINED);
-            let own = serde_wasm_bindgen::from_value::<Option<SubscribeOptions>>(value)
-                .map_err(|e| format!("options of \"{name}\": {e}"))?
-                .unwrap_or_default();
+        for entry in Object::entries(filters.unchecked_ref()).iter() {
+            let entry: Array = entry.unchecked_into();
+            let name = entry.get(0).as_string().unwrap_or_default();
+            let own = Fields::read(entry.get(1), &name, SUBSCRIBE)?;
             let filter = TopicFilter::try_from(name.as_str())
                 .map_err(|e| format!("\"{name}\" is not a valid topic filter: {e}"))?;
-            list.push(Subscription {
-                filter,
-                options: options.subscription_options(&own)?,
-            });
+            let options = subscription_options(common.as_ref(), own.as_ref())?;
+            list.push(Subscription { filter, options });
         }
         if list.is_empty() {
             return Err("at least one topic filter is needed".to_owned());
@@ -995,7 +958,7 @@ fn subscriptions(
     } else {
         return Err("expected a topic filter, an array of them, or an object of them".to_owned());
     }
-    Ok((list, options.properties()?))
+    Ok((list, subscribe_properties(common.as_ref())?))
 }
 
 /// One `messages(filter)` iterator (wrapped in JS into an async iterable).

@@ -1,12 +1,10 @@
 //! Decoded packets as the plain JS objects MQTT.js users know (`packet.qos`,
 //! `packet.properties.userProperties`, ...).
 
-use js_sys::{Object, Reflect, Uint8Array};
+use js_sys::{Array, Object, Reflect, Uint8Array};
 use midge_codec::properties::PublishProperties;
 use midge_codec::{ConnAck, Publish};
 use wasm_bindgen::JsValue;
-
-use crate::options::UserProperties;
 
 /// Sets `key` on `object`; setting a property on a plain object cannot fail.
 pub(crate) fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
@@ -23,13 +21,26 @@ pub(crate) fn bytes(data: &[u8]) -> Uint8Array {
     Uint8Array::from(data)
 }
 
+/// `{ name: value }`, or `{ name: [value, ...] }` for a name that repeats, as MQTT.js has them.
 fn user_properties(object: &Object, pairs: &[midge_codec::UserProperty]) {
-    if !pairs.is_empty() {
-        let map = UserProperties::from_pairs(pairs);
-        if let Ok(value) = serde_wasm_bindgen::to_value(&map) {
-            set(object, "userProperties", value);
-        }
+    if pairs.is_empty() {
+        return;
     }
+    let map = Object::new();
+    for pair in pairs {
+        let name = JsValue::from_str(pair.name.as_str());
+        let value = JsValue::from_str(pair.value.as_str());
+        let value = match Reflect::get(&map, &name) {
+            Ok(first) if first.is_string() => Array::of2(&first, &value).into(),
+            Ok(all) if Array::is_array(&all) => {
+                Array::from(&all).push(&value);
+                all
+            }
+            _ => value,
+        };
+        let _ = Reflect::set(&map, &name, &value);
+    }
+    set(object, "userProperties", map);
 }
 
 /// `{ payloadFormatIndicator, messageExpiryInterval, contentType, responseTopic,

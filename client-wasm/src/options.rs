@@ -2,60 +2,18 @@
 //! midge-codec types. Every field is optional; the names are MQTT.js's where MQTT.js has one.
 //! A wrong option is a readable error naming it, never a silently ignored field.
 
-use std::collections::BTreeMap;
 use std::num::{NonZeroU16, NonZeroU32};
 
 use bytes::Bytes;
+use js_sys::{ArrayBuffer, Object, Uint8Array};
 use midge_codec::properties::{PublishProperties, SubscribeProperties, WillProperties};
 use midge_codec::{
     ByteStr, ProtocolVersion, QoS, RetainHandling, SubscriptionId, SubscriptionOptions, TopicName,
     UserProperty, Will,
 };
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize};
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::session::Options;
-
-/// `connect(url, options)`.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct ConnectOptions {
-    client_id: Option<String>,
-    protocol_version: Option<u8>,
-    clean: Option<bool>,
-    keepalive: Option<u16>,
-    username: Option<String>,
-    password: Option<Payload>,
-    will: Option<WillOptions>,
-    reconnect: Option<ReconnectSetting>,
-    properties: Option<ConnectPropertiesOptions>,
-    /// Milliseconds to wait for CONNACK and PINGRESP (MQTT.js: `connectTimeout`).
-    connect_timeout: Option<u32>,
-    /// How many messages may wait while offline.
-    queue_limit: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct WillOptions {
-    topic: String,
-    payload: Option<Payload>,
-    qos: Option<u8>,
-    retain: Option<bool>,
-    properties: Option<MessageProperties>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ConnectPropertiesOptions {
-    session_expiry_interval: Option<u32>,
-    receive_maximum: Option<u16>,
-    maximum_packet_size: Option<u32>,
-    topic_alias_maximum: Option<u16>,
-    request_response_information: Option<bool>,
-    request_problem_information: Option<bool>,
-    user_properties: Option<UserProperties>,
-}
 
 /// `reconnect: { initialDelayMs, maxDelayMs, jitter }`, or `false`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -86,155 +44,184 @@ impl Backoff {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ReconnectSetting {
-    Enabled(bool),
-    Backoff(BackoffOptions),
+/// An options object being read: every key must be a known one (a misspelt option is an
+/// error, not silently ignored), and every value of the right type. Errors name the option
+/// by its path, like `will.qos`.
+pub(crate) struct Fields {
+    object: JsValue,
+    path: String,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct BackoffOptions {
-    initial_delay_ms: Option<u32>,
-    max_delay_ms: Option<u32>,
-    jitter: Option<f64>,
-}
-
-/// `publish(topic, payload, options)`.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct PublishOptions {
-    pub(crate) qos: Option<u8>,
-    pub(crate) retain: Option<bool>,
-    pub(crate) properties: Option<MessageProperties>,
-}
-
-/// The 5.0 properties a publisher may set (§3.3.2.3), also those of a will.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct MessageProperties {
-    payload_format_indicator: Option<bool>,
-    message_expiry_interval: Option<u32>,
-    content_type: Option<String>,
-    response_topic: Option<String>,
-    correlation_data: Option<Payload>,
-    user_properties: Option<UserProperties>,
-    /// Only in a will.
-    will_delay_interval: Option<u32>,
-}
-
-/// `subscribe(filters, options)`, and the per-filter options of the object form.
-#[derive(Deserialize, Default, Clone)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct SubscribeOptions {
-    qos: Option<u8>,
-    /// No local (5.0).
-    nl: Option<bool>,
-    /// Retain as published (5.0).
-    rap: Option<bool>,
-    /// Retain handling, 0 to 2 (5.0).
-    rh: Option<u8>,
-    properties: Option<SubscribePropertiesOptions>,
-}
-
-#[derive(Deserialize, Default, Clone)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SubscribePropertiesOptions {
-    subscription_identifier: Option<u32>,
-    user_properties: Option<UserProperties>,
-}
-
-/// A payload: a string (sent as UTF-8) or a `Uint8Array`.
-#[derive(Clone, Default)]
-pub(crate) struct Payload(pub(crate) Bytes);
-
-impl<'de> Deserialize<'de> for Payload {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct PayloadVisitor;
-        impl Visitor<'_> for PayloadVisitor {
-            type Value = Payload;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string or a Uint8Array")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Payload, E> {
-                Ok(Payload(Bytes::copy_from_slice(v.as_bytes())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Payload, E> {
-                Ok(Payload(Bytes::from(v)))
-            }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Payload, E> {
-                Ok(Payload(Bytes::copy_from_slice(v)))
-            }
-            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Payload, E> {
-                Ok(Payload(Bytes::from(v)))
+impl Fields {
+    /// `value` as an options object with the keys `known`; `None` for `undefined` or `null`.
+    pub(crate) fn read(
+        value: JsValue,
+        path: &str,
+        known: &[&str],
+    ) -> Result<Option<Fields>, String> {
+        if value.is_undefined() || value.is_null() {
+            return Ok(None);
+        }
+        if !value.is_object() || value.is_instance_of::<js_sys::Array>() {
+            return Err(format!("{} must be an object", name(path, "options")));
+        }
+        for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
+            let key = key.as_string().unwrap_or_default();
+            if !known.contains(&key.as_str()) {
+                return Err(format!(
+                    "unknown option {}; the options here are {}",
+                    name(path, &key),
+                    known.join(", ")
+                ));
             }
         }
-        deserializer.deserialize_any(PayloadVisitor)
+        Ok(Some(Fields {
+            object: value,
+            path: path.to_owned(),
+        }))
     }
-}
 
-/// User properties as MQTT.js has them: `{ name: value }` or `{ name: [value, ...] }`.
-#[derive(Deserialize, Serialize, Default, Clone)]
-#[serde(transparent)]
-pub(crate) struct UserProperties(BTreeMap<String, OneOrMany>);
+    fn name(&self, key: &str) -> String {
+        name(&self.path, key)
+    }
 
-#[derive(Deserialize, Serialize, Clone)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
+    /// The value of `key`, unless it is `undefined` or `null`.
+    pub(crate) fn get(&self, key: &str) -> Option<JsValue> {
+        js_sys::Reflect::get(&self.object, &JsValue::from_str(key))
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_null())
+    }
 
-impl UserProperties {
-    fn into_pairs(self) -> Result<Vec<UserProperty>, String> {
+    pub(crate) fn string(&self, key: &str) -> Result<Option<String>, String> {
+        self.get(key)
+            .map(|v| {
+                v.as_string()
+                    .ok_or_else(|| format!("{} must be a string", self.name(key)))
+            })
+            .transpose()
+    }
+
+    pub(crate) fn bool(&self, key: &str) -> Result<Option<bool>, String> {
+        self.get(key)
+            .map(|v| {
+                v.as_bool()
+                    .ok_or_else(|| format!("{} must be true or false", self.name(key)))
+            })
+            .transpose()
+    }
+
+    fn number(&self, key: &str) -> Result<Option<f64>, String> {
+        self.get(key)
+            .map(|v| {
+                v.as_f64()
+                    .ok_or_else(|| format!("{} must be a number", self.name(key)))
+            })
+            .transpose()
+    }
+
+    /// A whole number from `min` to `max`.
+    pub(crate) fn integer(&self, key: &str, min: u32, max: u32) -> Result<Option<u32>, String> {
+        match self.number(key)? {
+            None => Ok(None),
+            Some(n) if n.fract() == 0.0 && n >= f64::from(min) && n <= f64::from(max) => {
+                Ok(Some(n as u32))
+            }
+            Some(_) => Err(format!(
+                "{} must be a whole number from {min} to {max}",
+                self.name(key)
+            )),
+        }
+    }
+
+    pub(crate) fn qos(&self, key: &str) -> Result<QoS, String> {
+        Ok(
+            match self
+                .integer(key, 0, 2)
+                .map_err(|_| format!("{} must be 0, 1 or 2", self.name(key)))?
+            {
+                None | Some(0) => QoS::AtMostOnce,
+                Some(1) => QoS::AtLeastOnce,
+                Some(_) => QoS::ExactlyOnce,
+            },
+        )
+    }
+
+    fn payload(&self, key: &str) -> Result<Option<Bytes>, String> {
+        self.get(key)
+            .map(|v| payload(&v).map_err(|e| format!("{}: {e}", self.name(key))))
+            .transpose()
+    }
+
+    fn object(&self, key: &str, known: &[&str]) -> Result<Option<Fields>, String> {
+        Fields::read(
+            self.get(key).unwrap_or(JsValue::UNDEFINED),
+            &self.name(key),
+            known,
+        )
+    }
+
+    fn byte_str(&self, key: &str) -> Result<Option<ByteStr>, String> {
+        self.string(key)?
+            .map(|s| byte_str(&s, &self.name(key)))
+            .transpose()
+    }
+
+    /// `{ name: value }` or `{ name: [value, ...] }`, as MQTT.js has them.
+    fn user_properties(&self, key: &str) -> Result<Vec<UserProperty>, String> {
+        let Some(map) = self.get(key) else {
+            return Ok(Vec::new());
+        };
+        let what = self.name(key);
+        if !map.is_object() {
+            return Err(format!("{what} must be an object of strings"));
+        }
         let mut pairs = Vec::new();
-        for (name, values) in self.0 {
-            let values = match values {
-                OneOrMany::One(value) => vec![value],
-                OneOrMany::Many(values) => values,
+        for entry in Object::entries(map.unchecked_ref()).iter() {
+            let entry: js_sys::Array = entry.unchecked_into();
+            let name = entry.get(0).as_string().unwrap_or_default();
+            let value = entry.get(1);
+            let values: Vec<JsValue> = match value.dyn_ref::<js_sys::Array>() {
+                Some(array) => array.iter().collect(),
+                None => vec![value],
             };
             for value in values {
+                let value = value.as_string().ok_or_else(|| {
+                    format!("{what}.{name} must be a string or an array of strings")
+                })?;
                 pairs.push(UserProperty {
-                    name: byte_str(&name, "a user property name")?,
-                    value: byte_str(&value, "a user property value")?,
+                    name: byte_str(&name, &what)?,
+                    value: byte_str(&value, &what)?,
                 });
             }
         }
         Ok(pairs)
     }
+}
 
-    /// The JS form of decoded user properties; a repeated name becomes an array.
-    pub(crate) fn from_pairs(pairs: &[UserProperty]) -> UserProperties {
-        let mut map: BTreeMap<String, OneOrMany> = BTreeMap::new();
-        for pair in pairs {
-            let value = pair.value.as_str().to_owned();
-            match map.remove(pair.name.as_str()) {
-                None => map.insert(pair.name.as_str().to_owned(), OneOrMany::One(value)),
-                Some(OneOrMany::One(first)) => map.insert(
-                    pair.name.as_str().to_owned(),
-                    OneOrMany::Many(vec![first, value]),
-                ),
-                Some(OneOrMany::Many(mut all)) => {
-                    all.push(value);
-                    map.insert(pair.name.as_str().to_owned(), OneOrMany::Many(all))
-                }
-            };
-        }
-        UserProperties(map)
+fn name(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
     }
 }
 
 fn byte_str(s: &str, what: &str) -> Result<ByteStr, String> {
-    ByteStr::try_from(s).map_err(|e| format!("{what} {s:?} is not valid: {e}"))
+    ByteStr::try_from(s).map_err(|e| format!("{what}: \"{s}\" is not valid: {e}"))
 }
 
-pub(crate) fn qos(value: Option<u8>) -> Result<QoS, String> {
-    match value.unwrap_or(0) {
-        0 => Ok(QoS::AtMostOnce),
-        1 => Ok(QoS::AtLeastOnce),
-        2 => Ok(QoS::ExactlyOnce),
-        n => Err(format!("qos must be 0, 1 or 2, not {n}")),
+/// A payload: a string (sent as UTF-8), a `Uint8Array`, an `ArrayBuffer`, or nothing (empty).
+pub(crate) fn payload(value: &JsValue) -> Result<Bytes, String> {
+    if value.is_undefined() || value.is_null() {
+        Ok(Bytes::new())
+    } else if let Some(text) = value.as_string() {
+        Ok(Bytes::from(text))
+    } else if let Some(array) = value.dyn_ref::<Uint8Array>() {
+        Ok(Bytes::from(array.to_vec()))
+    } else if let Some(buffer) = value.dyn_ref::<ArrayBuffer>() {
+        Ok(Bytes::from(Uint8Array::new(buffer).to_vec()))
+    } else {
+        Err("a payload must be a string, a Uint8Array or an ArrayBuffer".to_owned())
     }
 }
 
@@ -248,182 +235,250 @@ pub(crate) struct Connection {
     pub(crate) reconnect: Option<Backoff>,
 }
 
-impl ConnectOptions {
-    /// Checks and converts the options.
-    pub(crate) fn into_connection(self) -> Result<Connection, String> {
-        let mut options = Options::new(self.client_id.unwrap_or_default());
-        options.version = match self.protocol_version.unwrap_or(5) {
-            4 => ProtocolVersion::V3_1_1,
-            5 => ProtocolVersion::V5,
-            n => {
-                return Err(format!(
-                    "protocolVersion must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0), not {n}"
-                ));
-            }
-        };
-        if options.client_id.is_empty() && !options.version.is_v5() {
-            // 3.1.1 servers need not accept an empty client id with a persistent session;
-            // make one up, as MQTT.js does.
-            options.client_id = format!("midge-{:08x}", (js_random() * f64::from(u32::MAX)) as u32);
+const CONNECT: &[&str] = &[
+    "clientId",
+    "protocolVersion",
+    "clean",
+    "keepalive",
+    "username",
+    "password",
+    "will",
+    "reconnect",
+    "properties",
+    "connectTimeout",
+    "queueLimit",
+];
+const WILL: &[&str] = &["topic", "payload", "qos", "retain", "properties"];
+const CONNECT_PROPERTIES: &[&str] = &[
+    "sessionExpiryInterval",
+    "receiveMaximum",
+    "maximumPacketSize",
+    "topicAliasMaximum",
+    "requestResponseInformation",
+    "requestProblemInformation",
+    "userProperties",
+];
+const BACKOFF: &[&str] = &["initialDelayMs", "maxDelayMs", "jitter"];
+const PUBLISH: &[&str] = &["qos", "retain", "properties"];
+const WILL_PROPERTIES: &[&str] = &[
+    "willDelayInterval",
+    "payloadFormatIndicator",
+    "messageExpiryInterval",
+    "contentType",
+    "responseTopic",
+    "correlationData",
+    "userProperties",
+];
+/// A will's properties but the delay: those of a message.
+const MESSAGE_PROPERTIES: &[&str] = WILL_PROPERTIES.split_at(1).1;
+pub(crate) const SUBSCRIBE: &[&str] = &["qos", "nl", "rap", "rh", "properties"];
+const SUBSCRIBE_PROPERTIES: &[&str] = &["subscriptionIdentifier", "userProperties"];
+
+/// Reads `connect(url, options)`.
+pub(crate) fn connection(value: JsValue) -> Result<Connection, String> {
+    let o = Fields::read(value, "", CONNECT)?;
+    let Some(o) = o else {
+        return Ok(Connection {
+            session: Options::new(""),
+            reconnect: Some(Backoff::default()),
+        });
+    };
+    let mut options = Options::new(o.string("clientId")?.unwrap_or_default());
+    options.version = match o.integer("protocolVersion", 0, 255)? {
+        None | Some(5) => ProtocolVersion::V5,
+        Some(4) => ProtocolVersion::V3_1_1,
+        Some(_) => {
+            return Err("protocolVersion must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0)".to_owned());
         }
-        if let Some(clean) = self.clean {
-            options.clean_start = clean;
-        }
-        if let Some(keepalive) = self.keepalive {
-            options.keep_alive = keepalive;
-        }
-        options.username = self.username;
-        options.password = self.password.map(|p| p.0);
-        if let Some(ms) = self.connect_timeout {
-            options.response_timeout_ms = u64::from(ms.max(1));
-        }
-        if let Some(limit) = self.queue_limit {
-            options.max_offline_queue = limit as usize;
-        }
-        if let Some(will) = self.will {
-            options.will = Some(will.into_will()?);
-        }
-        if let Some(p) = self.properties {
-            let props = &mut options.properties;
-            props.session_expiry_interval = p.session_expiry_interval;
-            props.receive_maximum = nonzero16(p.receive_maximum, "receiveMaximum")?;
-            props.maximum_packet_size = match p.maximum_packet_size {
-                None => None,
-                Some(n) => {
-                    Some(NonZeroU32::new(n).ok_or("properties.maximumPacketSize must not be 0")?)
-                }
+    };
+    if options.client_id.is_empty() && !options.version.is_v5() {
+        // 3.1.1 servers need not accept an empty client id; make one up, as MQTT.js does.
+        options.client_id = format!("midge-{:08x}", (js_random() * f64::from(u32::MAX)) as u32);
+    }
+    if let Some(clean) = o.bool("clean")? {
+        options.clean_start = clean;
+    }
+    if let Some(keepalive) = o.integer("keepalive", 0, u32::from(u16::MAX))? {
+        options.keep_alive = keepalive as u16;
+    }
+    options.username = o.string("username")?;
+    options.password = o.payload("password")?;
+    if let Some(ms) = o.integer("connectTimeout", 1, u32::MAX)? {
+        options.response_timeout_ms = u64::from(ms);
+    }
+    if let Some(limit) = o.integer("queueLimit", 0, u32::MAX)? {
+        options.max_offline_queue = limit as usize;
+    }
+    if let Some(will) = o.object("will", WILL)? {
+        options.will = Some(read_will(&will)?);
+    }
+    if let Some(p) = o.object("properties", CONNECT_PROPERTIES)? {
+        let props = &mut options.properties;
+        props.session_expiry_interval = p.integer("sessionExpiryInterval", 0, u32::MAX)?;
+        props.receive_maximum = p
+            .integer("receiveMaximum", 1, u32::from(u16::MAX))?
+            .and_then(|n| NonZeroU16::new(n as u16));
+        props.maximum_packet_size = p
+            .integer("maximumPacketSize", 1, u32::MAX)?
+            .and_then(NonZeroU32::new);
+        props.topic_alias_maximum = p
+            .integer("topicAliasMaximum", 0, u32::from(u16::MAX))?
+            .map(|n| n as u16);
+        props.request_response_information = p.bool("requestResponseInformation")?;
+        props.request_problem_information = p.bool("requestProblemInformation")?;
+        props.user_properties = p.user_properties("userProperties")?;
+    }
+    let reconnect = match o.get("reconnect") {
+        None => Some(Backoff::default()),
+        Some(v) if v.as_bool() == Some(true) => Some(Backoff::default()),
+        Some(v) if v.as_bool() == Some(false) => None,
+        Some(v) => {
+            let b = Fields::read(v, "reconnect", BACKOFF)?
+                .ok_or("reconnect must be an object or false")?;
+            let default = Backoff::default();
+            let backoff = Backoff {
+                initial_delay_ms: b
+                    .integer("initialDelayMs", 0, u32::MAX)?
+                    .unwrap_or(default.initial_delay_ms),
+                max_delay_ms: b
+                    .integer("maxDelayMs", 0, u32::MAX)?
+                    .unwrap_or(default.max_delay_ms),
+                jitter: b.number("jitter")?.unwrap_or(default.jitter),
             };
-            props.topic_alias_maximum = p.topic_alias_maximum;
-            props.request_response_information = p.request_response_information;
-            props.request_problem_information = p.request_problem_information;
-            props.user_properties = p.user_properties.unwrap_or_default().into_pairs()?;
-        }
-        let reconnect = match self.reconnect {
-            None | Some(ReconnectSetting::Enabled(true)) => Some(Backoff::default()),
-            Some(ReconnectSetting::Enabled(false)) => None,
-            Some(ReconnectSetting::Backoff(b)) => {
-                let default = Backoff::default();
-                let backoff = Backoff {
-                    initial_delay_ms: b.initial_delay_ms.unwrap_or(default.initial_delay_ms),
-                    max_delay_ms: b.max_delay_ms.unwrap_or(default.max_delay_ms),
-                    jitter: b.jitter.unwrap_or(default.jitter),
-                };
-                if !(0.0..=1.0).contains(&backoff.jitter) {
-                    return Err(format!(
-                        "reconnect.jitter must be between 0 and 1, not {}",
-                        backoff.jitter
-                    ));
-                }
-                Some(backoff)
+            if !(0.0..=1.0).contains(&backoff.jitter) {
+                return Err("reconnect.jitter must be from 0 to 1".to_owned());
             }
-        };
-        Ok(Connection {
-            session: options,
-            reconnect,
-        })
-    }
-}
-
-impl WillOptions {
-    fn into_will(self) -> Result<Will, String> {
-        let topic = topic_name(&self.topic).map_err(|e| format!("will: {e}"))?;
-        let mut properties = WillProperties::default();
-        if let Some(p) = self.properties {
-            properties.will_delay_interval = p.will_delay_interval;
-            let message = p.into_publish_properties()?;
-            properties.payload_format_indicator = message.payload_format_indicator;
-            properties.message_expiry_interval = message.message_expiry_interval;
-            properties.content_type = message.content_type;
-            properties.response_topic = message.response_topic;
-            properties.correlation_data = message.correlation_data;
-            properties.user_properties = message.user_properties;
+            Some(backoff)
         }
-        Ok(Will {
-            topic,
-            payload: self.payload.unwrap_or_default().0,
-            qos: qos(self.qos).map_err(|e| format!("will: {e}"))?,
-            retain: self.retain.unwrap_or(false),
-            properties,
-        })
-    }
+    };
+    Ok(Connection {
+        session: options,
+        reconnect,
+    })
 }
 
-impl MessageProperties {
-    pub(crate) fn into_publish_properties(self) -> Result<PublishProperties, String> {
-        Ok(PublishProperties {
-            payload_format_indicator: self.payload_format_indicator,
-            message_expiry_interval: self.message_expiry_interval,
-            content_type: match self.content_type {
-                Some(t) => Some(byte_str(&t, "contentType")?),
-                None => None,
-            },
-            response_topic: match self.response_topic {
-                Some(t) => Some(topic_name(&t).map_err(|e| format!("responseTopic: {e}"))?),
-                None => None,
-            },
-            correlation_data: self.correlation_data.map(|d| d.0),
-            user_properties: self.user_properties.unwrap_or_default().into_pairs()?,
-            ..Default::default()
-        })
+fn read_will(w: &Fields) -> Result<Will, String> {
+    let topic = w.string("topic")?.ok_or("will.topic is missing")?;
+    let topic = topic_name(&topic).map_err(|e| format!("will.topic: {e}"))?;
+    let mut properties = WillProperties::default();
+    if let Some(p) = w.object("properties", WILL_PROPERTIES)? {
+        properties.will_delay_interval = p.integer("willDelayInterval", 0, u32::MAX)?;
+        let message = message_properties(&p)?;
+        properties.payload_format_indicator = message.payload_format_indicator;
+        properties.message_expiry_interval = message.message_expiry_interval;
+        properties.content_type = message.content_type;
+        properties.response_topic = message.response_topic;
+        properties.correlation_data = message.correlation_data;
+        properties.user_properties = message.user_properties;
     }
+    Ok(Will {
+        topic,
+        payload: w.payload("payload")?.unwrap_or_default(),
+        qos: w.qos("qos")?,
+        retain: w.bool("retain")?.unwrap_or(false),
+        properties,
+    })
 }
 
-impl SubscribeOptions {
-    /// The options byte of one subscription; `over` (per-filter options) wins over `self`.
-    pub(crate) fn subscription_options(
-        &self,
-        over: &SubscribeOptions,
-    ) -> Result<SubscriptionOptions, String> {
-        let retain_handling = match over.rh.or(self.rh).unwrap_or(0) {
-            0 => RetainHandling::SendAtSubscribe,
-            1 => RetainHandling::SendAtSubscribeIfNew,
-            2 => RetainHandling::DoNotSend,
-            n => return Err(format!("rh (retain handling) must be 0, 1 or 2, not {n}")),
-        };
-        Ok(SubscriptionOptions {
-            qos: qos(over.qos.or(self.qos))?,
-            no_local: over.nl.or(self.nl).unwrap_or(false),
-            retain_as_published: over.rap.or(self.rap).unwrap_or(false),
-            retain_handling,
-        })
-    }
-
-    /// The SUBSCRIBE's 5.0 properties.
-    pub(crate) fn properties(&self) -> Result<SubscribeProperties, String> {
-        let Some(p) = self.properties.clone() else {
-            return Ok(SubscribeProperties::default());
-        };
-        let subscription_identifier = match p.subscription_identifier {
-            None => None,
-            Some(id) => Some(SubscriptionId::new(id).ok_or_else(|| {
-                format!("subscriptionIdentifier must be 1 to 268435455, not {id}")
-            })?),
-        };
-        Ok(SubscribeProperties {
-            subscription_identifier,
-            user_properties: p.user_properties.unwrap_or_default().into_pairs()?,
-        })
-    }
+fn message_properties(p: &Fields) -> Result<PublishProperties, String> {
+    Ok(PublishProperties {
+        payload_format_indicator: p.bool("payloadFormatIndicator")?,
+        message_expiry_interval: p.integer("messageExpiryInterval", 0, u32::MAX)?,
+        content_type: p.byte_str("contentType")?,
+        response_topic: p
+            .string("responseTopic")?
+            .map(|t| topic_name(&t).map_err(|e| format!("{}: {e}", p.name("responseTopic"))))
+            .transpose()?,
+        correlation_data: p.payload("correlationData")?,
+        user_properties: p.user_properties("userProperties")?,
+        ..Default::default()
+    })
 }
 
-fn nonzero16(value: Option<u16>, name: &str) -> Result<Option<NonZeroU16>, String> {
-    match value {
-        None => Ok(None),
-        Some(n) => NonZeroU16::new(n)
-            .map(Some)
-            .ok_or_else(|| format!("properties.{name} must not be 0")),
-    }
+/// What `publish(topic, payload, options)` sets besides topic and payload.
+pub(crate) struct PublishSettings {
+    pub(crate) qos: QoS,
+    pub(crate) retain: bool,
+    pub(crate) properties: Option<PublishProperties>,
+}
+
+pub(crate) fn publish_options(value: JsValue) -> Result<PublishSettings, String> {
+    let Some(o) = Fields::read(value, "", PUBLISH)? else {
+        return Ok(PublishSettings {
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties: None,
+        });
+    };
+    Ok(PublishSettings {
+        qos: o.qos("qos")?,
+        retain: o.bool("retain")?.unwrap_or(false),
+        properties: o
+            .object("properties", MESSAGE_PROPERTIES)?
+            .map(|p| message_properties(&p))
+            .transpose()?,
+    })
+}
+
+/// The options byte of one subscription: `own` (the per-filter options of the object form)
+/// wins over `common` (the second argument).
+pub(crate) fn subscription_options(
+    common: Option<&Fields>,
+    own: Option<&Fields>,
+) -> Result<SubscriptionOptions, String> {
+    let pick = |key: &str| {
+        own.and_then(|o| o.get(key))
+            .is_some()
+            .then_some(own)
+            .flatten()
+            .or(common)
+    };
+    let qos = match pick("qos") {
+        Some(o) => o.qos("qos")?,
+        None => QoS::AtMostOnce,
+    };
+    let flag = |key: &str| -> Result<bool, String> {
+        Ok(match pick(key) {
+            Some(o) => o.bool(key)?.unwrap_or(false),
+            None => false,
+        })
+    };
+    let retain_handling = match pick("rh")
+        .map(|o| o.integer("rh", 0, 2))
+        .transpose()?
+        .flatten()
+    {
+        None | Some(0) => RetainHandling::SendAtSubscribe,
+        Some(1) => RetainHandling::SendAtSubscribeIfNew,
+        Some(_) => RetainHandling::DoNotSend,
+    };
+    Ok(SubscriptionOptions {
+        qos,
+        no_local: flag("nl")?,
+        retain_as_published: flag("rap")?,
+        retain_handling,
+    })
+}
+
+/// The SUBSCRIBE's 5.0 properties, from the common options.
+pub(crate) fn subscribe_properties(common: Option<&Fields>) -> Result<SubscribeProperties, String> {
+    let Some(p) = common
+        .map(|c| c.object("properties", SUBSCRIBE_PROPERTIES))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(SubscribeProperties::default());
+    };
+    Ok(SubscribeProperties {
+        subscription_identifier: p
+            .integer("subscriptionIdentifier", 1, 268_435_455)?
+            .and_then(SubscriptionId::new),
+        user_properties: p.user_properties("userProperties")?,
+    })
 }
 
 fn js_random() -> f64 {
-    #[cfg(target_arch = "wasm32")]
-    {
-        js_sys::Math::random()
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        0.5
-    }
+    js_sys::Math::random()
 }
 
 #[cfg(test)]

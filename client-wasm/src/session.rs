@@ -21,7 +21,7 @@
 //! `start` again; what was in flight is sent again (with DUP where the server kept the
 //! session) and what was queued offline goes out.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::num::NonZeroU16;
 
 use bytes::{Bytes, BytesMut};
@@ -186,11 +186,11 @@ pub struct Session {
     queue: VecDeque<Outgoing>,
     inflight: BTreeMap<u16, Flight>,
     /// Inbound QoS 2 identifiers whose PUBREL has not come yet.
-    awaiting_pubrel: HashSet<u16>,
+    awaiting_pubrel: BTreeSet<u16>,
     /// What we are subscribed to, to subscribe again when the server lost the session.
     subscriptions: BTreeMap<String, Subscription>,
-    pending_subscribe: HashMap<u16, (Token, Subscribe)>,
-    pending_unsubscribe: HashMap<u16, (Token, Unsubscribe)>,
+    pending_subscribe: BTreeMap<u16, (Token, Subscribe)>,
+    pending_unsubscribe: BTreeMap<u16, (Token, Unsubscribe)>,
     /// The server's Receive Maximum: how many QoS 1/2 publishes may be in flight.
     send_quota: usize,
     server_max_packet: usize,
@@ -198,7 +198,7 @@ pub struct Session {
     last_sent: u64,
     ping_sent: Option<u64>,
     /// Topic aliases the server set up towards us.
-    aliases: HashMap<u16, TopicName>,
+    aliases: BTreeMap<u16, TopicName>,
     connected_once: bool,
 }
 
@@ -217,15 +217,15 @@ impl Session {
             next_packet_id: 0,
             queue: VecDeque::new(),
             inflight: BTreeMap::new(),
-            awaiting_pubrel: HashSet::new(),
+            awaiting_pubrel: BTreeSet::new(),
             subscriptions: BTreeMap::new(),
-            pending_subscribe: HashMap::new(),
-            pending_unsubscribe: HashMap::new(),
+            pending_subscribe: BTreeMap::new(),
+            pending_unsubscribe: BTreeMap::new(),
             send_quota: usize::from(u16::MAX),
             server_max_packet: usize::MAX,
             last_sent: 0,
             ping_sent: None,
-            aliases: HashMap::new(),
+            aliases: BTreeMap::new(),
             connected_once: false,
         }
     }
@@ -539,7 +539,7 @@ impl Session {
         self.awaiting_pubrel.clear();
         // What the application is still waiting for goes first, then what it had.
         self.resend_pending(now);
-        let pending: HashSet<&str> = self
+        let pending: Vec<&str> = self
             .pending_subscribe
             .values()
             .flat_map(|(_, s)| s.subscriptions.iter().map(|s| s.filter.as_str()))
@@ -547,7 +547,7 @@ impl Session {
         let again: Vec<Subscription> = self
             .subscriptions
             .values()
-            .filter(|s| !pending.contains(s.filter.as_str()))
+            .filter(|s| !pending.contains(&s.filter.as_str()))
             .cloned()
             .collect();
         for chunk in again.chunks(16) {
