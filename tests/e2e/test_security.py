@@ -473,7 +473,7 @@ def test_subscription_and_topic_level_limits(tmp_path):
 
 def test_connection_rate_per_source_address(tmp_path):
     with configured_broker(tmp_path, toml(max_connection_rate=3)) as b:
-        peers = [raw.Peer(b.tcp_port) for _ in range(6)]
+        peers = [raw.Peer(b.tcp_port) for _ in range(10)]
         answered = 0
         for i, peer in enumerate(peers):
             try:
@@ -482,11 +482,13 @@ def test_connection_rate_per_source_address(tmp_path):
             except OSError:
                 pass
             peer.close()
-        assert answered == 3
+        # A burst of 3, then 3 a second: a slow machine may let one more through.
+        assert 3 <= answered <= 4, answered
+        # A second later there are tokens again (HTTP counts too: the limit is per address).
         time.sleep(1.1)
         assert connack_code(b.tcp_port, "later", version=5) == 0
         metrics = urlopen(f"http://127.0.0.1:{b.http_port}/metrics")
-        assert "midge_connections_refused_total 3" in metrics
+        assert f"midge_connections_refused_total {10 - answered}" in metrics
 
 
 def test_publish_rate_per_client(tmp_path):
