@@ -3,8 +3,8 @@
 // midge-mqtt reconnects by itself once connected (exponential backoff from
 // BACKOFF.initialDelayMs, doubling up to BACKOFF.maxDelayMs, with jitter) and resubscribes;
 // `connect` itself rejects when the first attempt fails, so that first attempt is retried
-// here, on the same schedule. The countdown shown while waiting is the schedule's nominal
-// delay: the client's jitter can move the real attempt by up to ±BACKOFF.jitter of it.
+// here, on the same schedule. Once connected, the countdown shown while waiting is the
+// client's own (`client.reconnectIn`, jitter included); before that, the schedule's.
 
 /** The reconnect schedule handed to the client (and used for the first connection). */
 export const BACKOFF = { initialDelayMs: 500, maxDelayMs: 8000, jitter: 0.2 };
@@ -50,7 +50,8 @@ function watch(client, onState, onConnect) {
   const dropped = () => {
     if (phase === "waiting") return; // "close" and "offline" both announce one drop
     phase = "waiting";
-    const delay = backoffDelay(attempt);
+    // The client knows the delay it chose, jitter included; the schedule is the fallback.
+    const delay = client.reconnectIn ?? backoffDelay(attempt);
     attempt += 1;
     onState({ state: "waiting", retryAt: performance.now() + delay, attempt });
   };
