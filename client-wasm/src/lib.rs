@@ -16,4 +16,8 @@ mod socket;
 mod timer;
 mod typescript;
 
+/// The client in headless Chromium against a live broker (see the module).
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_tests;
+
 pub use api::{MessageStream, MqttClient, connect};

@@ -805,3 +805,6 @@ pub fn message(topic: TopicName, payload: impl Into<Bytes>, qos: QoS, retain: bo
     publish.retain = retain;
     publish
 }
+
+#[cfg(test)]
+mod tests;

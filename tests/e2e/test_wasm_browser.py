@@ -110,7 +110,7 @@ def run_browser_tests(ws_url: str, control: Control, log_dir: Path):
     )
     cmd = [
         "wasm-pack", "test", "--headless", "--chrome", "--chromedriver", "/usr/bin/chromedriver",
-        "--mode", "no-install", "client-wasm", "--test", "browser",
+        "--mode", "no-install", "client-wasm", "--lib",
     ]
     started = time.monotonic()
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)

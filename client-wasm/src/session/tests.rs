@@ -15,7 +15,7 @@ use midge_codec::{
     ConnAck, Decoder, Packet, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS,
     ReasonCode, SubAck, Subscription, SubscriptionOptions, TopicFilter, TopicName,
 };
-use midge_wasm::session::{Closed, Event, Failure, Options, Session, message};
+use crate::session::{Closed, Event, Failure, Options, Session, message};
 
 /// The server's side of the conversation.
 struct Server {
