@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::passwd::LineError;
 use crate::topic_policy::TopicPolicy;
 
 /// Everything the broker can be told.
@@ -139,17 +140,24 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|span| {
-                    let line = text
-                        .get(..span.start)
-                        .map_or(1, |before| before.matches('\n').count() + 1);
-                    format!(" line {line}:")
-                })
-                .unwrap_or_default();
-            ConfigError(format!("{}:{at} {}", path.display(), e.message()))
+        Config::from_toml(&text).map_err(|e| match e.line {
+            0 => ConfigError(format!("{}: {}", path.display(), e.message)),
+            line => ConfigError(format!("{}: line {line}: {}", path.display(), e.message)),
+        })
+    }
+
+    /// Parses the text of a configuration file; the error has the line of the bad key or
+    /// value where TOML knows it (else line 0).
+    pub fn from_toml(text: &str) -> Result<Config, LineError> {
+        toml::from_str(text).map_err(|e| {
+            // An error at the very end (after the last newline) is about the last line.
+            let last = text.lines().count().max(1);
+            let line = e.span().map_or(0, |span| {
+                text.get(..span.start)
+                    .map_or(1, |before| before.matches('\n').count() + 1)
+                    .min(last)
+            });
+            LineError::new(line, e.message())
         })
     }
 
@@ -235,6 +243,9 @@ mod tests {
             err.0.contains("line 2") && err.0.contains("not_a_key"),
             "{err}"
         );
+        // Found by the fuzzer: an error at the end of the text was put on a line after it.
+        let err = Config::from_toml("tcp = []\nkey\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
         let err = Config::from_file(Path::new("/nonexistent/midge.toml")).unwrap_err();
         assert!(err.0.starts_with("/nonexistent/midge.toml: "), "{err}");
     }

@@ -1,6 +1,8 @@
-//! Fuzz target `files`: arbitrary text through the password file and ACL file parsers.
+//! Fuzz target `files`: arbitrary text through the password file, ACL file and configuration
+//! parsers.
 //!
-//! Input layout: byte 0 picks the parser (even: password file, odd: ACL); the rest is the
+//! Input layout: byte 0 picks the parser (its value modulo 3: 0 password file, 1 ACL,
+//! 2 configuration); the rest is the
 //! file's text (inputs that are not UTF-8 are skipped: the broker reads files as UTF-8 and
 //! reports a file that is not as an I/O error before parsing).
 //!
@@ -10,12 +12,15 @@
 //! - a password file that parses writes back (`to_text`) to text that parses to the same
 //!   users, and removing every user leaves a file that parses with none;
 //! - an ACL that parses answers `allows` for every word of the text used as a user name,
-//!   client id and topic, in every action, without panicking.
+//!   client id and topic, in every action, without panicking;
+//! - a configuration error names a line of the text, or none (0); a configuration that
+//!   parses validates without panicking.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use midge_broker::acl::{Acl, Action};
+use midge_broker::Config;
 use midge_broker::passwd::{LineError, PasswordFile};
 
 fn check_line(text: &str, error: &LineError) {
@@ -58,6 +63,16 @@ fn acl(text: &str) {
     }
 }
 
+fn config(text: &str) {
+    match Config::from_toml(text) {
+        Ok(config) => {
+            let _ = config.validate();
+        }
+        Err(e) if e.line == 0 => {}
+        Err(e) => check_line(text, &e),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
@@ -65,9 +80,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(rest) else {
         return;
     };
-    if which % 2 == 0 {
-        password_file(text);
-    } else {
-        acl(text);
+    match which % 3 {
+        0 => password_file(text),
+        1 => acl(text),
+        _ => config(text),
     }
 });
