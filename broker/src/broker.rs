@@ -25,7 +25,7 @@ pub(crate) struct Shared {
     /// The bytes queued for all clients together.
     pub(crate) queued_bytes: AtomicUsize,
     /// How many CONNECTs may be checked by `auth` at once (each on a blocking thread).
-    pub(crate) auth_permits: tokio::sync::Semaphore,
+    pub(crate) auth_permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// A poisoned lock means a task panicked mid-update; the maps are still consistent enough
@@ -48,9 +48,9 @@ impl Shared {
             sessions: Mutex::default(),
             retained: RwLock::default(),
             queued_bytes: AtomicUsize::new(0),
-            auth_permits: tokio::sync::Semaphore::new(
+            auth_permits: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
+            )),
         }
     }
 

@@ -282,7 +282,7 @@ impl Connection {
             properties,
         };
         let _ = ack.encode(version, &mut out);
-        let shared_rate = shared.config.max_publish_rate;
+        let max_publish_rate = shared.config.max_publish_rate;
         let mut connection = Connection {
             username: connect.username.as_deref().map(Into::into),
             send_quota: connect
@@ -310,8 +310,8 @@ impl Connection {
             },
             waker,
             generation,
-            publish_rate: (shared_rate > 0)
-                .then(|| Bucket::new(shared_rate, std::time::Instant::now())),
+            publish_rate: (max_publish_rate > 0)
+                .then(|| Bucket::new(max_publish_rate, std::time::Instant::now())),
         };
         tracing::debug!(client = %client_id, %peer, %version, session_present, "connected");
         if session_present {
@@ -984,8 +984,11 @@ async fn authenticate(
 ) -> Result<Connect, ReasonCode> {
     let auth = shared.auth.clone();
     let check = async {
-        let _permit = shared.auth_permits.acquire().await.ok()?;
+        // The permit goes with the check: it is released when the check ends, even if the
+        // client has given up waiting by then.
+        let permit = shared.auth_permits.clone().acquire_owned().await.ok()?;
         let verdict = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let verdict = if certified {
                 auth.connect_certified(&connect)
             } else {

@@ -147,6 +147,20 @@ def test_a_bad_password_or_acl_file_stops_the_start_naming_the_line(tmp_path, na
 
 # --- authentication ---------------------------------------------------------------------------
 
+def test_a_password_file_is_enough_to_listen_beyond_loopback(tmp_path, passwd_file):
+    config = tmp_path / "midge.toml"
+    config.write_text(toml(tcp=["0.0.0.0:0"], http=["127.0.0.1:0"], password_file=passwd_file))
+    log = tmp_path / "midge.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([str(MIDGE), "--config", str(config)], stderr=err, stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: "listening for MQTT on tcp://0.0.0.0:" in log.read_text(), what="the listener")
+        assert "allow_anonymous is set" not in log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 @pytest.mark.parametrize("version", [4, 5])
 def test_wrong_passwords_unknown_users_and_anonymous_clients_are_refused(tmp_path, passwd_file, version):
     bad_credentials, not_authorized = (4, 5) if version == 4 else (0x86, 0x87)
