@@ -34,7 +34,13 @@ pub(crate) fn acceptor(
     if chain.is_empty() {
         return Err(named(cert, &"no PEM certificate in the file"));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| named(key, &e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+        rustls_pki_types::pem::Error::NoItemsFound => named(
+            key,
+            &"no PEM private key (PKCS#8, PKCS#1 or SEC1) in the file",
+        ),
+        e => named(key, &e),
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

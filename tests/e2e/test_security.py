@@ -382,6 +382,19 @@ def tls_broker(tmp_path, certs, **keys):
                                             tls_cert=certs / "server.crt", tls_key=certs / "server.key", **keys))
 
 
+@pytest.mark.parametrize("which", ["tls_cert", "tls_key"])
+def test_an_unusable_certificate_or_key_stops_the_start_naming_the_file(tmp_path, certs, which):
+    files = {"tls_cert": certs / "server.crt", "tls_key": certs / "server.key"}
+    files[which] = tmp_path / "not-pem"
+    files[which].write_text("this is not PEM\n")
+    config = tmp_path / "midge.toml"
+    config.write_text(toml(tcp=["127.0.0.1:0"], http=["127.0.0.1:0"], mqtts=["127.0.0.1:0"], **files))
+    result = subprocess.run([str(MIDGE), "--config", str(config)], capture_output=True, text=True, timeout=10)
+    assert result.returncode == 2
+    assert str(tmp_path / "not-pem") in result.stderr, result.stderr
+    assert "panicked" not in result.stderr
+
+
 @pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])
 def test_mosquitto_clients_over_tls(tmp_path, certs, version):
     with tls_broker(tmp_path, certs) as b:
