@@ -27,9 +27,9 @@ use std::num::NonZeroU16;
 use bytes::{Bytes, BytesMut};
 use midge_codec::properties::{ConnectProperties, SubscribeProperties};
 use midge_codec::{
-    ByteStr, ConnAck, Connect, DecodeError, Decoder, Disconnect, Packet, PacketId, ProtocolVersion,
-    PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, Subscribe, Subscription,
-    TopicFilter, TopicName, UnsubAck, Unsubscribe, Will,
+    ByteStr, ConnAck, Connect, DecodeError, Decoder, Disconnect, EncodeError, Packet, PacketId,
+    ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, Subscribe,
+    Subscription, TopicFilter, TopicName, UnsubAck, Unsubscribe, Will,
 };
 
 /// Identifies a command, so its outcome can be matched to it (a Promise, in the shell).
@@ -248,14 +248,14 @@ impl Session {
         self.aliases.clear();
         self.ping_sent = None;
         let connect = self.connect_packet();
-        self.send(now, &Packet::from(connect));
+        self.send(now, &connect);
     }
 
     /// Bytes arrived from the transport.
     pub fn handle_bytes(&mut self, now: u64, bytes: &[u8]) {
         self.inbox.extend_from_slice(bytes);
         while self.link != Link::Down {
-            match self.decoder.decode(&mut self.inbox) {
+            match self.decoder.decode_from_server(&mut self.inbox) {
                 Ok(Some(packet)) => self.handle_packet(now, packet),
                 Ok(None) => break,
                 Err(e) => self.protocol_error(now, &e),
@@ -272,7 +272,7 @@ impl Session {
                     self.close(Closed::Timeout);
                 }
                 None if self.keep_alive_ms > 0 && now >= self.last_sent + self.keep_alive_ms => {
-                    self.send(now, &Packet::PingReq);
+                    self.send(now, &PingReq);
                     self.ping_sent = Some(now);
                 }
                 _ => {}
@@ -337,7 +337,7 @@ impl Session {
             properties,
         };
         if self.is_connected() {
-            self.send(now, &Packet::Subscribe(subscribe.clone()));
+            self.send(now, &subscribe);
         }
         self.pending_subscribe
             .insert(packet_id.get(), (token, subscribe));
@@ -357,7 +357,7 @@ impl Session {
             properties: Default::default(),
         };
         if self.is_connected() {
-            self.send(now, &Packet::Unsubscribe(unsubscribe.clone()));
+            self.send(now, &unsubscribe);
         }
         self.pending_unsubscribe
             .insert(packet_id.get(), (token, unsubscribe));
@@ -367,7 +367,7 @@ impl Session {
     /// Ends the connection cleanly (the will is not published). The session stays.
     pub fn disconnect(&mut self, now: u64) {
         if self.link != Link::Down {
-            self.send(now, &Packet::from(Disconnect::default()));
+            self.send(now, &Disconnect::default());
             self.close(Closed::Requested);
         }
     }
@@ -428,7 +428,7 @@ impl Session {
                 if !self.awaiting_pubrel.remove(&rel.packet_id.get()) && self.v5() {
                     comp.reason_code = ReasonCode::PacketIdentifierNotFound;
                 }
-                self.send(now, &Packet::PubComp(comp));
+                self.send(now, &comp);
             }
             Packet::PubComp(comp) => {
                 if let Some(Flight::Released(token)) = self.inflight.remove(&comp.packet_id.get()) {
@@ -510,9 +510,9 @@ impl Session {
             match flight {
                 Flight::Sent(mut outgoing) => {
                     outgoing.publish.dup = true;
-                    self.send(now, &Packet::Publish(outgoing.publish));
+                    self.send(now, &outgoing.publish);
                 }
-                Flight::Released(_) => self.send(now, &Packet::PubRel(PubRel::new(id))),
+                Flight::Released(_) => self.send(now, &PubRel::new(id)),
             }
         }
         self.resend_pending(now);
@@ -557,7 +557,7 @@ impl Session {
                 subscriptions: chunk.to_vec(),
                 properties: Default::default(),
             };
-            self.send(now, &Packet::Subscribe(subscribe.clone()));
+            self.send(now, &subscribe);
             // Answered like any SUBSCRIBE, but nobody waits for it.
             self.pending_subscribe
                 .insert(packet_id.get(), (RESUBSCRIBE, subscribe));
@@ -572,7 +572,7 @@ impl Session {
             .map(|(_, s)| s.clone())
             .collect();
         for subscribe in subscribes {
-            self.send(now, &Packet::Subscribe(subscribe));
+            self.send(now, &subscribe);
         }
         let unsubscribes: Vec<Unsubscribe> = self
             .pending_unsubscribe
@@ -580,7 +580,7 @@ impl Session {
             .map(|(_, u)| u.clone())
             .collect();
         for unsubscribe in unsubscribes {
-            self.send(now, &Packet::Unsubscribe(unsubscribe));
+            self.send(now, &unsubscribe);
         }
     }
 
@@ -605,7 +605,7 @@ impl Session {
         }
         match (publish.qos, publish.packet_id) {
             (QoS::AtLeastOnce, Some(id)) => {
-                self.send(now, &Packet::PubAck(PubAck::new(id)));
+                self.send(now, &PubAck::new(id));
                 self.events.push_back(Event::Message(publish));
             }
             (QoS::ExactlyOnce, Some(id)) => {
@@ -613,7 +613,7 @@ impl Session {
                 if self.awaiting_pubrel.insert(id.get()) {
                     self.events.push_back(Event::Message(publish));
                 }
-                self.send(now, &Packet::PubRec(PubRec::new(id)));
+                self.send(now, &PubRec::new(id));
             }
             _ => self.events.push_back(Event::Message(publish)),
         }
@@ -648,16 +648,16 @@ impl Session {
             Some(Flight::Sent(outgoing)) => {
                 let token = outgoing.token;
                 self.inflight.insert(id.get(), Flight::Released(token));
-                self.send(now, &Packet::PubRel(PubRel::new(id)));
+                self.send(now, &PubRel::new(id));
             }
             // A duplicate PUBREC: the PUBREL may have been lost; send it again.
-            Some(Flight::Released(_)) => self.send(now, &Packet::PubRel(PubRel::new(id))),
+            Some(Flight::Released(_)) => self.send(now, &PubRel::new(id)),
             None => {
                 let mut rel = PubRel::new(id);
                 if self.v5() {
                     rel.reason_code = ReasonCode::PacketIdentifierNotFound;
                 }
-                self.send(now, &Packet::PubRel(rel));
+                self.send(now, &rel);
             }
         }
     }
@@ -705,7 +705,7 @@ impl Session {
                 return;
             };
             if qos0 {
-                self.send(now, &Packet::Publish(outgoing.publish));
+                self.send(now, &outgoing.publish);
                 let token = outgoing.token;
                 self.events.push_back(Event::Published {
                     token,
@@ -715,7 +715,7 @@ impl Session {
             }
             let id = self.packet_id();
             outgoing.publish.packet_id = Some(id);
-            self.send(now, &Packet::Publish(outgoing.publish.clone()));
+            self.send(now, &outgoing.publish);
             self.inflight.insert(id.get(), Flight::Sent(outgoing));
         }
     }
@@ -738,7 +738,7 @@ impl Session {
             .map_err(|e| Failure::Invalid(e.to_string()))
     }
 
-    fn send(&mut self, now: u64, packet: &Packet) {
+    fn send(&mut self, now: u64, packet: &impl Outbound) {
         // Commands are checked before they get here, so an encode error is a bug in the
         // session; the packet is dropped rather than half written.
         if packet
@@ -755,7 +755,7 @@ impl Session {
 
     fn violation(&mut self, now: u64, code: ReasonCode, why: &str) {
         if self.v5() {
-            self.send(now, &Packet::from(Disconnect::new(code)));
+            self.send(now, &Disconnect::new(code));
         }
         self.close(Closed::ProtocolError(why.to_owned()));
     }
@@ -794,6 +794,44 @@ fn result_of(code: ReasonCode) -> Result<(), Failure> {
     if code.is_error() {
         Err(Failure::Refused(code))
     } else {
+        Ok(())
+    }
+}
+
+/// What a client sends, each encoded by its own packet type rather than through [`Packet`]:
+/// then the encoders of the packets only a server sends are not in the client's `.wasm`.
+trait Outbound {
+    fn encode(&self, version: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError>;
+}
+
+macro_rules! outbound {
+    ($($packet:ty),*) => {$(
+        impl Outbound for $packet {
+            fn encode(&self, version: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {
+                <$packet>::encode(self, version, dst)
+            }
+        }
+    )*};
+}
+
+outbound!(
+    Connect,
+    Publish,
+    PubAck,
+    PubRec,
+    PubRel,
+    PubComp,
+    Subscribe,
+    Unsubscribe,
+    Disconnect
+);
+
+/// PINGREQ: a fixed header and nothing else (§3.12).
+struct PingReq;
+
+impl Outbound for PingReq {
+    fn encode(&self, _: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        dst.extend_from_slice(&[0xC0, 0x00]);
         Ok(())
     }
 }

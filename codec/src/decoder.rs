@@ -78,6 +78,24 @@ impl Decoder {
     /// `Ok(None)` means more bytes are needed; `buf` is then untouched. A decoded CONNECT
     /// switches the decoder to the protocol version it announces.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        self.next::<false>(buf)
+    }
+
+    /// [`Decoder::decode`] for a client: CONNECT, SUBSCRIBE, UNSUBSCRIBE and PINGREQ, which a
+    /// server never sends, are a protocol error ([`ErrorKind::ClientOnlyPacket`]), and their
+    /// decoders stay out of a binary that only uses this.
+    pub fn decode_from_server(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Packet>, DecodeError> {
+        self.next::<true>(buf)
+    }
+
+    #[inline(always)]
+    fn next<const FROM_SERVER: bool>(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Packet>, DecodeError> {
         let err = |kind| DecodeError::new(kind, self.version);
         let Some(&first) = buf.first() else {
             return Ok(None);
@@ -98,7 +116,7 @@ impl Decoder {
         }
         let mut body = buf.split_to(size).freeze();
         body.advance(header_len);
-        packet::decode(first, body, &mut self.version)
+        packet::decode::<FROM_SERVER>(first, body, &mut self.version)
     }
 }
 
@@ -159,6 +177,44 @@ mod tests {
         // Detected as soon as the fifth byte arrives, before any body.
         let err = decode_err(&[0x30, 0x80, 0x80, 0x80, 0x80], ProtocolVersion::V5);
         assert_eq!(err.kind(), ErrorKind::MalformedRemainingLength);
+    }
+
+    #[test]
+    fn a_client_refuses_what_only_clients_send() {
+        let client_only: [(&[u8], PacketType); 4] = [
+            (
+                &[0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 0],
+                PacketType::Connect,
+            ),
+            (&[0x82, 0x06, 0, 1, 0, 1, b'a', 0], PacketType::Subscribe),
+            (&[0xa2, 0x05, 0, 1, 0, 1, b'a'], PacketType::Unsubscribe),
+            (&[0xc0, 0x00], PacketType::PingReq),
+        ];
+        for (bytes, packet_type) in client_only {
+            // A server's decoder takes them ...
+            let mut buf = BytesMut::from(bytes);
+            assert!(
+                Decoder::new(ProtocolVersion::V3_1_1)
+                    .decode(&mut buf)
+                    .unwrap()
+                    .is_some()
+            );
+            // ... a client's refuses them, as a protocol error.
+            let mut buf = BytesMut::from(bytes);
+            let err = Decoder::new(ProtocolVersion::V3_1_1)
+                .decode_from_server(&mut buf)
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ClientOnlyPacket(packet_type));
+            assert_eq!(err.reason_code(), ReasonCode::ProtocolError);
+        }
+        // What servers send still decodes.
+        let mut buf = BytesMut::from(&[0x40, 0x02, 0x00, 0x01, 0xd0, 0x00][..]);
+        let mut decoder = Decoder::new(ProtocolVersion::V3_1_1);
+        assert!(decoder.decode_from_server(&mut buf).unwrap().is_some());
+        assert_eq!(
+            decoder.decode_from_server(&mut buf).unwrap(),
+            Some(Packet::PingResp)
+        );
     }
 
     #[test]

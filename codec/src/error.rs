@@ -113,6 +113,9 @@ pub enum ErrorKind {
     InvalidPropertyValue(PropertyId),
     /// A Topic Alias of 0.
     TopicAliasZero,
+    /// A packet only clients send (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ) came from a
+    /// server ([`crate::Decoder::decode_from_server`]).
+    ClientOnlyPacket(PacketType),
 }
 
 impl ErrorKind {
@@ -129,6 +132,7 @@ impl ErrorKind {
             InvalidTopicFilter(_) => ReasonCode::TopicFilterInvalid,
             TopicAliasZero => ReasonCode::TopicAliasInvalid,
             PacketNotInVersion(_)
+            | ClientOnlyPacket(_)
             | EmptyTopicName
             | InvalidSubscriptionQos
             | PasswordWithoutUsername
@@ -200,6 +204,7 @@ impl ErrorKind {
             TopicAliasZero => Some("MQTT-3.3.2-8"),
             ReservedPacketType(_)
             | PacketNotInVersion(_)
+            | ClientOnlyPacket(_)
             | MalformedRemainingLength
             | MalformedVarInt
             | PacketTooLarge { .. }
@@ -279,6 +284,7 @@ impl fmt::Display for ErrorKind {
             DuplicateProperty(p) => write!(f, "{p} appears more than once"),
             InvalidPropertyValue(p) => write!(f, "{p} has a value the spec does not allow"),
             TopicAliasZero => f.write_str("Topic Alias is 0"),
+            ClientOnlyPacket(p) => write!(f, "a server does not send {p}"),
         }
     }
 }

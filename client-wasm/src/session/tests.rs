@@ -10,12 +10,12 @@
 
 use std::num::NonZeroU16;
 
+use crate::session::{Closed, Event, Failure, Options, Session, message};
 use bytes::BytesMut;
 use midge_codec::{
     ConnAck, Decoder, Packet, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS,
     ReasonCode, SubAck, Subscription, SubscriptionOptions, TopicFilter, TopicName,
 };
-use crate::session::{Closed, Event, Failure, Options, Session, message};
 
 /// The server's side of the conversation.
 struct Server {

@@ -330,8 +330,10 @@ fn decode_into<B: Body>(
 
 /// Decodes one whole packet for [`crate::Decoder`]; a CONNECT switches `version` to its own.
 /// Never returns `Ok(None)`: the `Option` is the decoder's, so no conversion is needed.
+/// `FROM_SERVER` refuses the packets only clients send, without decoding them (and without
+/// their decoders in a client's binary).
 #[inline]
-pub(crate) fn decode(
+pub(crate) fn decode<const FROM_SERVER: bool>(
     first: u8,
     body: Bytes,
     version: &mut ProtocolVersion,
@@ -344,6 +346,17 @@ pub(crate) fn decode(
     let flags = first & 0x0f;
     let r = &mut Reader::new(body);
     match packet_type {
+        PacketType::Connect
+        | PacketType::Subscribe
+        | PacketType::Unsubscribe
+        | PacketType::PingReq
+            if FROM_SERVER =>
+        {
+            Err(DecodeError::new(
+                ErrorKind::ClientOnlyPacket(packet_type),
+                v,
+            ))
+        }
         PacketType::Connect => {
             let connect = connect::decode_packet(r)?;
             *version = connect.protocol_version;
