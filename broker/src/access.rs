@@ -54,6 +54,14 @@ impl Access {
         if let Some(p) = &passwords {
             tracing::info!(users = p.len(), "password file loaded");
         }
+        let verified = config.password_file.is_some() || config.tls_client_ca.is_some();
+        let by_name = config.acl_file.is_some() || !config.admin_users.is_empty();
+        if by_name && !verified {
+            tracing::warn!(
+                "the ACL and admin_users go by user name, but without a password_file (or \
+                 tls_client_ca) user names are not checked: any client can claim any"
+            );
+        }
         Ok(Access {
             password_file: config.password_file.clone(),
             acl_file: config.acl_file.clone(),
