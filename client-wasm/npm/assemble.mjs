@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 const TARGET = 40 * 1024;
 // What the build may not grow past (the size measured when the client was first built, with a
 // little room): a check against growth until the target is met, then the target replaces it.
-const CEILING = 85 * 1024;
+const CEILING = 66 * 1024;
 
 const pkg = process.argv[2];
 if (!pkg) {

@@ -11,7 +11,7 @@
 //! make as [`Effects`] under the borrow and makes them after releasing it.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Object, Promise};
@@ -30,6 +30,7 @@ use crate::options::{
 use crate::session::{Closed, Event, Session, Token};
 use crate::socket::{Socket, SocketEvent};
 use crate::timer::{Timer, now};
+use crate::vec_map::{VecMap, VecSet};
 
 #[wasm_bindgen]
 extern "C" {
@@ -204,11 +205,11 @@ struct Inner {
     online: Option<GlobalListener>,
     /// `connect()`'s Promise, until the first CONNACK.
     first: Option<Deferred>,
-    calls: BTreeMap<Token, Call>,
+    calls: VecMap<Token, Call>,
     listeners: Vec<Listener>,
     streams: Vec<Rc<RefCell<StreamState>>>,
     /// Filters the application subscribed to itself (not only through `messages()`).
-    explicit: BTreeSet<String>,
+    explicit: VecSet<String>,
     ending: Vec<Deferred>,
     /// The last close code and reason of the WebSocket, for error messages.
     last_close: Option<(u16, String)>,
@@ -252,10 +253,10 @@ pub fn connect(
             retry: None,
             online: None,
             first: Some(deferred),
-            calls: BTreeMap::new(),
+            calls: VecMap::new(),
             listeners: Vec::new(),
             streams: Vec::new(),
-            explicit: BTreeSet::new(),
+            explicit: VecSet::new(),
             ending: Vec::new(),
             last_close: None,
             weak: weak.clone(),
@@ -726,7 +727,9 @@ impl MqttClient {
             |inner, (list, properties), deferred| {
                 let filters: Vec<String> =
                     list.iter().map(|s| s.filter.as_str().to_owned()).collect();
-                inner.explicit.extend(filters.iter().cloned());
+                for filter in &filters {
+                    inner.explicit.insert(filter.clone());
+                }
                 let token = inner.session.subscribe_with(now(), list, properties);
                 inner
                     .calls

@@ -15,6 +15,7 @@ pub mod session;
 mod socket;
 mod timer;
 mod typescript;
+mod vec_map;
 
 /// The client in headless Chromium against a live broker (see the module).
 #[cfg(all(test, target_arch = "wasm32"))]

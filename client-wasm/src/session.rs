@@ -21,7 +21,7 @@
 //! `start` again; what was in flight is sent again (with DUP where the server kept the
 //! session) and what was queued offline goes out.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::num::NonZeroU16;
 
 use bytes::{Bytes, BytesMut};
@@ -31,6 +31,8 @@ use midge_codec::{
     ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, Subscribe,
     Subscription, TopicFilter, TopicName, UnsubAck, Unsubscribe, Will,
 };
+
+use crate::vec_map::{VecMap, VecSet};
 
 /// Identifies a command, so its outcome can be matched to it (a Promise, in the shell).
 pub type Token = u64;
@@ -184,13 +186,13 @@ pub struct Session {
     next_packet_id: u16,
     /// QoS 1/2 publishes waiting for the window or a connection, and QoS 0 ones while offline.
     queue: VecDeque<Outgoing>,
-    inflight: BTreeMap<u16, Flight>,
+    inflight: VecMap<u16, Flight>,
     /// Inbound QoS 2 identifiers whose PUBREL has not come yet.
-    awaiting_pubrel: BTreeSet<u16>,
+    awaiting_pubrel: VecSet<u16>,
     /// What we are subscribed to, to subscribe again when the server lost the session.
-    subscriptions: BTreeMap<String, Subscription>,
-    pending_subscribe: BTreeMap<u16, (Token, Subscribe)>,
-    pending_unsubscribe: BTreeMap<u16, (Token, Unsubscribe)>,
+    subscriptions: VecMap<String, Subscription>,
+    pending_subscribe: VecMap<u16, (Token, Subscribe)>,
+    pending_unsubscribe: VecMap<u16, (Token, Unsubscribe)>,
     /// The server's Receive Maximum: how many QoS 1/2 publishes may be in flight.
     send_quota: usize,
     server_max_packet: usize,
@@ -198,7 +200,7 @@ pub struct Session {
     last_sent: u64,
     ping_sent: Option<u64>,
     /// Topic aliases the server set up towards us.
-    aliases: BTreeMap<u16, TopicName>,
+    aliases: VecMap<u16, TopicName>,
     connected_once: bool,
 }
 
@@ -216,16 +218,16 @@ impl Session {
             next_token: 0,
             next_packet_id: 0,
             queue: VecDeque::new(),
-            inflight: BTreeMap::new(),
-            awaiting_pubrel: BTreeSet::new(),
-            subscriptions: BTreeMap::new(),
-            pending_subscribe: BTreeMap::new(),
-            pending_unsubscribe: BTreeMap::new(),
+            inflight: VecMap::new(),
+            awaiting_pubrel: VecSet::new(),
+            subscriptions: VecMap::new(),
+            pending_subscribe: VecMap::new(),
+            pending_unsubscribe: VecMap::new(),
             send_quota: usize::from(u16::MAX),
             server_max_packet: usize::MAX,
             last_sent: 0,
             ping_sent: None,
-            aliases: BTreeMap::new(),
+            aliases: VecMap::new(),
             connected_once: false,
         }
     }
