@@ -52,6 +52,6 @@ def test_serves_the_repositorys_web_page(tmp_path):
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/", timeout=5) as r:
             assert r.headers["Content-Type"] == "text/html; charset=utf-8"
-            assert b"Midge is running" in r.read()
+            assert b"<title>Midge \xc2\xb7 MQTT in the browser</title>" in r.read()
     finally:
         broker.stop()
