@@ -13,6 +13,8 @@ step() {
 step "setup" scripts/setup.sh
 step "formatting" cargo fmt --all --check
 step "lints" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "the codec builds for the browser (wasm32-unknown-unknown)" \
+    cargo build -p midge-codec --target wasm32-unknown-unknown --locked
 step "lints of the browser client and its browser tests (wasm32-unknown-unknown)" \
     cargo clippy -p midge-wasm --all-targets --target wasm32-unknown-unknown --locked -- -D warnings
 step "the npm package midge-mqtt: wasm-pack web and bundler builds, size check, copy in web/pkg" \
