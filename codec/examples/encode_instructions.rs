@@ -38,7 +38,11 @@ fn main() {
             let mut publish = Publish::new(TopicName::from_static(TOPIC), payload);
             publish.qos = QoS::AtLeastOnce;
             publish.packet_id = PacketId::new(1);
-            let version = if v5 { ProtocolVersion::V5 } else { ProtocolVersion::V3_1_1 };
+            let version = if v5 {
+                ProtocolVersion::V5
+            } else {
+                ProtocolVersion::V3_1_1
+            };
             for _ in 0..n {
                 buf.clear();
                 black_box(black_box(&publish).encode(version, &mut buf)).unwrap();
