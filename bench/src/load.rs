@@ -61,7 +61,9 @@ pub(crate) struct Outcome {
     pub(crate) expected: u64,
     pub(crate) delivered: u64,
     pub(crate) lost: u64,
+    /// How long the publishers were publishing.
     pub(crate) seconds: f64,
+    /// Delivered messages over the longer of `seconds` and the time to the last delivery.
     pub(crate) msgs_per_sec: f64,
     pub(crate) mb_per_sec: f64,
     pub(crate) latency_us: Latency,
@@ -71,7 +73,8 @@ pub(crate) struct Outcome {
     /// CPU time the load generator itself spent while publishing and draining: near
     /// `seconds` times its threads means the generator, not the broker, set the pace.
     pub(crate) generator_cpu_seconds: f64,
-    /// Publishers still blocked in a write 3 s after being told to stop (then abandoned).
+    /// Publishers still blocked in a write (or waiting for acknowledgements) 3 s after being
+    /// told to stop; they are abandoned.
     pub(crate) stuck_publishers: usize,
 }
 
@@ -187,9 +190,13 @@ pub(crate) async fn run(
     let _ = go.send(true);
     tokio::time::sleep(Duration::from_secs_f64(plan.seconds)).await;
     let _ = stop_pubs.send(true);
+    let seconds = publishing.elapsed().as_secs_f64();
+    // Publishers finish their last write and collect their acknowledgements; one the broker
+    // no longer reads from is abandoned after 3 s (all of them together, not each).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     let mut stuck_publishers = 0;
     for mut task in publishers {
-        match tokio::time::timeout(Duration::from_secs(3), &mut task).await {
+        match tokio::time::timeout_at(deadline, &mut task).await {
             Ok(joined) => joined.map_err(io::Error::other)??,
             Err(_) => {
                 task.abort();
@@ -197,7 +204,6 @@ pub(crate) async fn run(
             }
         }
     }
-    let seconds = publishing.elapsed().as_secs_f64();
     let sent = sent.load(Ordering::Relaxed);
     let expected = sent * plan.fanout();
     drain(&delivered, expected).await;
