@@ -353,6 +353,31 @@ async fn reconnect_after_restart_v311() {
     reconnect_after_restart(4).await;
 }
 
+/// Waiting out a long backoff, the client tries at once when the browser says it is online
+/// again (the `online` event).
+#[wasm_bindgen_test]
+async fn back_online_reconnects_without_waiting_out_the_backoff() {
+    let backoff = object(&[
+        ("initialDelayMs", 60_000.into()),
+        ("maxDelayMs", 60_000.into()),
+        ("jitter", 0.into()),
+    ]);
+    let c = client(5, &unique("online"), &[("reconnect", backoff)]).await;
+    let connects = count(&c, "connect");
+    control("stop").await;
+    wait_until("the client to wait for its next attempt", || {
+        c.reconnect_in().is_some_and(|ms| ms > 30_000.0)
+    })
+    .await;
+    control("start").await;
+    let online = web_sys::Event::new("online").unwrap();
+    let global: web_sys::EventTarget = js_sys::global().unchecked_into();
+    global.dispatch_event(&online).unwrap();
+    wait_until("connect after the online event", || *connects.borrow() == 1).await;
+    assert!(c.connected());
+    end(&c).await;
+}
+
 // ----- messages() ------------------------------------------------------------------------
 
 #[wasm_bindgen_test]
