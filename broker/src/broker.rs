@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
-use midge_codec::{Publish, TopicFilter};
+use midge_codec::{Publish, QoS, TopicFilter};
 
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::metrics::{self, Gauges, Metrics};
 use crate::router::Router;
-use crate::session::{Message, Outgoing, QueueLimits, Session};
+use crate::session::{Inflight, Message, Outgoing, QueueLimits, Session};
+use crate::store::{Op, Snapshot, Store, Ticket};
 
 /// What all connection tasks share.
 pub(crate) struct Shared {
@@ -26,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) queued_bytes: AtomicUsize,
     /// How many CONNECTs may be checked by `auth` at once (each on a blocking thread).
     pub(crate) auth_permits: Arc<tokio::sync::Semaphore>,
+    /// Where persistent sessions and retained messages are kept.
+    pub(crate) store: Arc<dyn Store>,
 }
 
 /// A poisoned lock means a task panicked mid-update; the maps are still consistent enough
@@ -39,7 +42,7 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, auth: Arc<dyn Auth>) -> Self {
+    pub(crate) fn new(config: Config, auth: Arc<dyn Auth>, store: Arc<dyn Store>) -> Self {
         Shared {
             config,
             auth,
@@ -51,6 +54,7 @@ impl Shared {
             auth_permits: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+            store,
         }
     }
 
@@ -72,21 +76,54 @@ impl Shared {
     }
 
     /// Delivers a message to every matching subscription, and keeps it if it is retained.
-    /// `publisher` is the client it came from (for No Local), if any.
-    pub(crate) fn publish(&self, publish: Publish, publisher: Option<&str>) {
+    /// `publisher` is the client it came from (for No Local), if any; `ops` are its own
+    /// changes to the store (inbound QoS 2 state), written in the same transaction as the
+    /// message's. The ticket says when the message is durable for every persistent session
+    /// it reaches and in the retained set.
+    pub(crate) fn publish(
+        &self,
+        publish: Publish,
+        publisher: Option<&str>,
+        ops: Vec<Op>,
+    ) -> Ticket {
         let message = Message::new(publish);
+        let targets = self.route(&message, publisher);
+        let (targets, mut ops) = self.prepare(targets, ops);
         let publish = &message.publish;
-        if publish.retain {
+        let ticket = if publish.retain {
+            // $SYS statistics are rewritten every few seconds and mean nothing after a restart.
+            let keep = self.store.is_durable() && !publish.topic.is_dollar();
+            // The store's retained set changes in the order the map does: under its lock.
             let mut retained = write(&self.retained);
             if publish.payload.is_empty() {
-                retained.remove(publish.topic.as_str());
+                let existed = retained.remove(publish.topic.as_str()).is_some();
+                if keep && existed {
+                    let topic = publish.topic.as_str().into();
+                    ops.push(Op::Unretain { topic });
+                }
             } else {
                 retained.insert(publish.topic.as_str().into(), message.clone());
+                if keep {
+                    ops.push(Op::retain(&message));
+                }
             }
-        }
-        // One copy per client for overlapping plain subscriptions, at the highest granted
-        // QoS, with every matching subscription identifier (§3.3.4); shared ones each on
-        // their own.
+            self.store.submit_all(ops)
+        } else {
+            self.store.submit_all(ops)
+        };
+        self.enqueue(targets);
+        ticket
+    }
+
+    /// The sessions `message` goes to, each with its copy: one per client for overlapping
+    /// plain subscriptions, at the highest granted QoS, with every matching subscription
+    /// identifier (§3.3.4); shared ones each on their own.
+    fn route(
+        &self,
+        message: &Arc<Message>,
+        publisher: Option<&str>,
+    ) -> Vec<(Arc<Session>, Outgoing)> {
+        let publish = &message.publish;
         let mut plain: HashMap<*const Session, (Arc<Session>, Outgoing)> = HashMap::new();
         let mut shared: Vec<(Arc<Session>, Outgoing)> = Vec::new();
         let router = read(&self.router);
@@ -104,6 +141,7 @@ impl Shared {
                     qos,
                     retain,
                     subscription_ids: ids.collect(),
+                    key: None,
                 };
                 shared.push((target.session.clone(), message));
                 return;
@@ -114,6 +152,7 @@ impl Shared {
                     qos,
                     retain,
                     subscription_ids: Vec::new(),
+                    key: None,
                 };
                 (target.session.clone(), message)
             });
@@ -122,13 +161,60 @@ impl Shared {
             entry.1.subscription_ids.extend(ids);
         });
         drop(router);
+        plain.into_values().chain(shared).collect()
+    }
+
+    /// Gives each QoS 1 and 2 message for a persisted session a store key and adds the op
+    /// that writes it to `ops`. The messages are queued only after the ops are submitted,
+    /// so no acknowledgement of one can reach the store before the message itself.
+    fn prepare(
+        &self,
+        mut targets: Vec<(Arc<Session>, Outgoing)>,
+        mut ops: Vec<Op>,
+    ) -> (Vec<(Arc<Session>, Outgoing)>, Vec<Op>) {
+        if self.store.is_durable() {
+            for (session, outgoing) in &mut targets {
+                if outgoing.qos != QoS::AtMostOnce && session.lock().persisted {
+                    let key = self.store.new_key();
+                    outgoing.key = Some(key);
+                    ops.push(Op::message(&session.client_id, key, outgoing));
+                }
+            }
+        }
+        (targets, ops)
+    }
+
+    /// Queues prepared messages; one a full queue refuses leaves the store again.
+    fn enqueue(&self, targets: Vec<(Arc<Session>, Outgoing)>) {
         let limits = self.limits();
-        for (session, message) in plain.into_values().chain(shared) {
-            if !session.enqueue(message, limits) && session.is_connected() {
+        for (session, message) in targets {
+            let key = message.key;
+            if session.enqueue(message, limits) {
+                continue;
+            }
+            if let Some(key) = key {
+                let client_id = session.client_id.clone();
+                self.store.submit(Op::Forget { client_id, key });
+            }
+            if session.is_connected() {
                 metrics::add(&self.metrics.messages_dropped, 1);
                 tracing::warn!(client = %session.client_id, "queue full: message dropped");
             }
         }
+    }
+
+    /// Queues retained messages for `session` on its subscription (written to the store
+    /// first where it is persisted). Returns the ticket of the writes.
+    pub(crate) fn deliver_retained(
+        &self,
+        session: &Arc<Session>,
+        messages: Vec<Outgoing>,
+    ) -> Ticket {
+        let targets = messages.into_iter().map(|m| (session.clone(), m)).collect();
+        let (targets, ops) = self.prepare(targets, Vec::new());
+        let ticket = self.store.submit_all(ops);
+        self.enqueue(targets);
+        ticket
     }
 
     /// The retained messages matching `filter`, to send on subscribe; expired ones go.
@@ -140,12 +226,26 @@ impl Shared {
             .cloned()
             .partition(|m| !m.is_expired(now));
         if !expired.is_empty() {
-            let mut retained = write(&self.retained);
-            for m in expired {
-                retained.remove(m.publish.topic.as_str());
-            }
+            self.unretain(&expired);
         }
         live
+    }
+
+    /// Removes expired retained messages, from the store too.
+    fn unretain(&self, expired: &[Arc<Message>]) {
+        let mut retained = write(&self.retained);
+        for m in expired {
+            let topic = m.publish.topic.as_str();
+            // Only if it is still the same message: a new one may have replaced it.
+            if retained.get(topic).is_some_and(|r| Arc::ptr_eq(r, m)) {
+                retained.remove(topic);
+                if self.store.is_durable() {
+                    self.store.submit(Op::Unretain {
+                        topic: topic.into(),
+                    });
+                }
+            }
+        }
     }
 
     /// What the broker holds right now.
@@ -162,10 +262,15 @@ impl Shared {
         self.metrics.render(self.gauges())
     }
 
-    /// Empties a session: its subscriptions and queued messages go (a clean start).
+    /// Empties a session: its subscriptions and queued messages go (a clean start), and it
+    /// leaves the store.
     pub(crate) fn clear_session(&self, session: &Arc<Session>) {
         let filters: Vec<TopicFilter> = {
             let mut state = session.lock();
+            if state.persisted {
+                let client_id = session.client_id.clone();
+                self.store.submit(Op::EndSession { client_id });
+            }
             let filters = state.subscriptions.drain().map(|(_, (f, _))| f).collect();
             state.clear(&self.queued_bytes);
             filters
@@ -185,6 +290,109 @@ impl Shared {
             .is_some_and(|s| Arc::ptr_eq(s, session))
         {
             sessions.remove(&session.client_id);
+        }
+    }
+}
+
+impl Shared {
+    /// Writes a persisted session's record: its expiry interval, subscriptions and whether
+    /// its client is connected. Returns the write's ticket.
+    pub(crate) fn save_session(&self, session: &Session, disconnected: bool) -> Ticket {
+        let state = session.lock();
+        if !state.persisted {
+            return Ticket::NONE;
+        }
+        let at = disconnected.then(crate::store::unix_secs);
+        let subscriptions = state.subscriptions.values().map(|(f, s)| (f, s));
+        let op = Op::session(&session.client_id, state.expiry_interval, at, subscriptions);
+        self.store.submit(op)
+    }
+
+    /// Takes in what the store kept: sessions (disconnected, with their subscriptions,
+    /// queues, messages in flight and inbound QoS 2 state) and retained messages. Each
+    /// session's expiry starts again from when its client disconnected, or from now.
+    pub(crate) fn restore(self: &Arc<Self>, snapshot: Snapshot) {
+        for stored in snapshot.sessions {
+            let session = Session::new(stored.client_id);
+            {
+                let mut state = session.lock();
+                state.expiry_interval = stored.expiry_interval;
+                state.persisted = true;
+                for (filter, subscription) in stored.subscriptions {
+                    self.router()
+                        .subscribe(&session, &filter, subscription.clone());
+                    state
+                        .subscriptions
+                        .insert(filter.as_str().into(), (filter, subscription));
+                }
+                for message in stored.messages {
+                    match message.inflight {
+                        Some((id, false)) => {
+                            state.inflight.insert(id, Inflight::Sent(message.outgoing));
+                        }
+                        Some((id, true)) => {
+                            let key = message.outgoing.key;
+                            state.inflight.insert(id, Inflight::Released(key));
+                        }
+                        None => state.queue.push_back(message.outgoing, &self.queued_bytes),
+                    }
+                }
+                state.awaiting_pubrel.extend(stored.awaiting_pubrel);
+            }
+            if stored.expiry_interval != u32::MAX {
+                let since = stored
+                    .disconnected_at
+                    .unwrap_or_else(crate::store::unix_secs);
+                let ends = since + u64::from(stored.expiry_interval);
+                let left = ends.saturating_sub(crate::store::unix_secs());
+                self.expire_later(&session, 0, std::time::Duration::from_secs(left));
+            }
+            self.sessions().insert(session.client_id.clone(), session);
+        }
+        let mut retained = write(&self.retained);
+        for message in snapshot.retained {
+            retained.insert(message.publish.topic.as_str().into(), message);
+        }
+    }
+
+    /// Ends `session` after `wait` unless a client has attached to it since `generation`.
+    pub(crate) fn expire_later(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        generation: u64,
+        wait: std::time::Duration,
+    ) {
+        let (shared, session) = (self.clone(), session.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if session.lock().generation == generation && !session.is_connected() {
+                shared.end_session(&session);
+            }
+        });
+    }
+
+    /// Drops expired messages: retained ones, and those queued for absent clients (which
+    /// no connection would look at before they reconnect), from the store too.
+    pub(crate) fn sweep_expired(&self) {
+        let now = Instant::now();
+        let expired: Vec<Arc<Message>> = read(&self.retained)
+            .values()
+            .filter(|m| m.is_expired(now))
+            .cloned()
+            .collect();
+        if !expired.is_empty() {
+            self.unretain(&expired);
+        }
+        let sessions: Vec<Arc<Session>> = self.sessions().values().cloned().collect();
+        for session in sessions.iter().filter(|s| !s.is_connected()) {
+            let mut state = session.lock();
+            let keys = state.queue.remove_expired(now, &self.queued_bytes);
+            if state.persisted {
+                for key in keys {
+                    let client_id = session.client_id.clone();
+                    self.store.submit(Op::Forget { client_id, key });
+                }
+            }
         }
     }
 }

@@ -85,6 +85,14 @@ pub struct Config {
     /// other origins get 403. Requests without an Origin (not from a browser) are let
     /// through. Empty: any origin.
     pub allowed_origins: Vec<String>,
+
+    /// The directory of the durable store (persistent sessions, their QoS 1 and 2
+    /// messages, retained messages); `None` keeps them in memory only. A configuration file
+    /// sets it to `data` beside itself unless it says otherwise; relative paths in a file
+    /// are relative to the file's directory.
+    pub data_dir: Option<PathBuf>,
+    /// Keep sessions and retained messages in memory only, whatever `data_dir` says.
+    pub in_memory: bool,
 }
 
 impl Default for Config {
@@ -119,6 +127,8 @@ impl Default for Config {
             max_subscriptions: 0,
             max_topic_levels: 0,
             allowed_origins: Vec::new(),
+            data_dir: None,
+            in_memory: false,
         }
     }
 }
@@ -140,10 +150,18 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        Config::from_toml(&text).map_err(|e| match e.line {
+        let mut config = Config::from_toml(&text).map_err(|e| match e.line {
             0 => ConfigError(format!("{}: {}", path.display(), e.message)),
             line => ConfigError(format!("{}: line {line}: {}", path.display(), e.message)),
-        })
+        })?;
+        // The store lives beside the configuration, wherever the broker is started from.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let data = config
+            .data_dir
+            .take()
+            .unwrap_or_else(|| PathBuf::from("data"));
+        config.data_dir = (!config.in_memory).then(|| dir.join(data));
+        Ok(config)
     }
 
     /// Parses the text of a configuration file; the error has the line of the bad key or
@@ -229,8 +247,11 @@ mod tests {
 
     #[test]
     fn the_example_documents_the_defaults() {
-        let example = parse(include_str!("../midge.example.toml")).unwrap();
+        let mut example = parse(include_str!("../midge.example.toml")).unwrap();
         let defaults = Config::default();
+        // The one default that depends on the file: the store beside it.
+        let data = example.data_dir.take().unwrap();
+        assert!(data.ends_with(format!("midge-config-test-{}/data", std::process::id())));
         assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
     }
 
@@ -281,6 +302,17 @@ mod tests {
         assert!(config.validate().unwrap_err().0.contains("tls_key"));
         config.tls_key = Some("key.pem".into());
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn the_store_is_beside_the_file_unless_in_memory() {
+        let config = parse("data_dir = \"/var/lib/midge\"\n").unwrap();
+        assert_eq!(config.data_dir.unwrap(), Path::new("/var/lib/midge"));
+        let config = parse("data_dir = \"state\"\n").unwrap();
+        assert!(config.data_dir.unwrap().ends_with("state"));
+        let config = parse("in_memory = true\n").unwrap();
+        assert!(config.data_dir.is_none());
+        assert!(Config::default().data_dir.is_none(), "no file, no store");
     }
 
     #[test]

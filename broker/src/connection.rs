@@ -24,7 +24,8 @@ use crate::broker::Shared;
 use crate::limits::Bucket;
 use crate::metrics;
 use crate::router::Subscription;
-use crate::session::{Inflight, Outgoing, Session};
+use crate::session::{Inflight, Outgoing, Session, SessionState};
+use crate::store::{self, Op, Progress, Ticket};
 use crate::transport::{Reader, Writer};
 
 /// Why a connection ended.
@@ -163,6 +164,10 @@ struct Connection {
     generation: u64,
     /// The client's PUBLISH rate limit, if one is configured.
     publish_rate: Option<Bucket>,
+    /// The store's write progress (`None`: it writes nothing), and the last ticket of this
+    /// connection's changes: what `out` holds is sent only once that is durable.
+    progress: Option<watch::Receiver<Progress>>,
+    pending: Ticket,
 }
 
 impl Connection {
@@ -249,10 +254,19 @@ impl Connection {
             } else {
                 u32::MAX
             };
+            // The store keeps a session that outlives its connection.
+            let keep = shared.store.is_durable() && state.expiry_interval != 0;
+            if state.persisted && !keep {
+                let client_id = client_id.clone();
+                shared.store.submit(Op::EndSession { client_id });
+            }
+            state.persisted = keep;
             drop(state);
             session.set_connected(true);
             (session, present, generation)
         };
+        // CONNACK (with session present) goes once the session is durable.
+        let pending = shared.save_session(&session, false);
 
         let mut properties = ConnAckProperties::default();
         if v5 {
@@ -293,7 +307,6 @@ impl Connection {
                 .properties
                 .maximum_packet_size
                 .map_or(usize::MAX, |m| m.get() as usize),
-            shared,
             session,
             writer,
             out,
@@ -312,6 +325,9 @@ impl Connection {
             generation,
             publish_rate: (max_publish_rate > 0)
                 .then(|| Bucket::new(max_publish_rate, std::time::Instant::now())),
+            progress: shared.store.progress(),
+            pending,
+            shared,
         };
         tracing::debug!(client = %client_id, %peer, %version, session_present, "connected");
         if session_present {
@@ -409,22 +425,18 @@ impl Connection {
     fn handle(&mut self, packet: Packet) -> Option<End> {
         match packet {
             Packet::Publish(publish) => return self.on_publish(publish),
-            Packet::PubAck(ack) => {
-                self.session.lock().inflight.remove(&ack.packet_id.get());
-            }
+            Packet::PubAck(ack) => self.acknowledged(ack.packet_id),
             Packet::PubRec(rec) => {
                 let id = rec.packet_id;
-                let mut state = self.session.lock();
-                let known = state.inflight.contains_key(&id.get());
+                let known = self.session.lock().inflight.contains_key(&id.get());
                 if known && rec.reason_code.is_error() {
                     // A failure PUBREC ends the flow: no PUBREL follows (§4.3.3).
-                    state.inflight.remove(&id.get());
+                    self.acknowledged(id);
                     return None;
                 }
                 if known {
-                    state.inflight.insert(id.get(), Inflight::Released);
+                    self.released(id);
                 }
-                drop(state);
                 let mut rel = PubRel::new(id);
                 if !known && self.version.is_v5() {
                     rel.reason_code = ReasonCode::PacketIdentifierNotFound;
@@ -432,20 +444,26 @@ impl Connection {
                 self.send(&Packet::PubRel(rel));
             }
             Packet::PubRel(rel) => {
-                let known = self
-                    .session
-                    .lock()
-                    .awaiting_pubrel
-                    .remove(&rel.packet_id.get());
+                let session = self.session.clone();
+                let mut state = session.lock();
+                let known = state.awaiting_pubrel.remove(&rel.packet_id.get());
+                if known && state.persisted {
+                    let client_id = self.session.client_id.clone();
+                    let packet_id = rel.packet_id.get();
+                    let ticket = self.shared.store.submit(Op::PubRelReceived {
+                        client_id,
+                        packet_id,
+                    });
+                    self.pending = self.pending.max(ticket);
+                }
+                drop(state);
                 let mut comp = PubComp::new(rel.packet_id);
                 if !known && self.version.is_v5() {
                     comp.reason_code = ReasonCode::PacketIdentifierNotFound;
                 }
                 self.send(&Packet::PubComp(comp));
             }
-            Packet::PubComp(comp) => {
-                self.session.lock().inflight.remove(&comp.packet_id.get());
-            }
+            Packet::PubComp(comp) => self.acknowledged(comp.packet_id),
             Packet::Subscribe(subscribe) => self.on_subscribe(subscribe),
             Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
             Packet::PingReq => self.send(&Packet::PingResp),
@@ -546,9 +564,13 @@ impl Connection {
         let qos = publish.qos;
         let client = self.session.client_id.clone();
         match (qos, packet_id) {
-            (QoS::AtMostOnce, _) | (_, None) => self.shared.publish(publish, Some(&client)),
+            (QoS::AtMostOnce, _) | (_, None) => {
+                self.shared.publish(publish, Some(&client), Vec::new());
+            }
             (QoS::AtLeastOnce, Some(id)) => {
-                self.shared.publish(publish, Some(&client));
+                // PUBACK goes out once the message is durable (see `flush`).
+                let ticket = self.shared.publish(publish, Some(&client), Vec::new());
+                self.pending = self.pending.max(ticket);
                 self.send(&Packet::PubAck(PubAck::new(id)));
             }
             (QoS::ExactlyOnce, Some(id)) => {
@@ -567,7 +589,20 @@ impl Connection {
                 }
                 if first {
                     publish.dup = false;
-                    self.shared.publish(publish, Some(&client));
+                    // The packet identifier is kept with the message, in one write: after a
+                    // crash both are there (the DUP that follows is not delivered again) or
+                    // neither is (and the client, never acknowledged, sends it again).
+                    let mut ops = Vec::new();
+                    if self.session.lock().persisted {
+                        let client_id = client.clone();
+                        let packet_id = id.get();
+                        ops.push(Op::AwaitPubRel {
+                            client_id,
+                            packet_id,
+                        });
+                    }
+                    let ticket = self.shared.publish(publish, Some(&client), ops);
+                    self.pending = self.pending.max(ticket);
                 }
                 self.send(&Packet::PubRec(PubRec::new(id)));
             }
@@ -646,6 +681,7 @@ impl Connection {
                         retain: true,
                         subscription_ids: subscription.id.into_iter().collect(),
                         message,
+                        key: None,
                     });
                 }
             }
@@ -655,11 +691,10 @@ impl Connection {
             reason_codes: codes,
             properties: AckProperties::default(),
         };
+        let ticket = self.shared.save_session(&self.session, false);
+        self.pending = self.pending.max(ticket);
         self.send(&Packet::SubAck(ack));
-        let limits = self.shared.limits();
-        for message in retained {
-            self.session.enqueue(message, limits);
-        }
+        self.shared.deliver_retained(&self.session, retained);
     }
 
     /// Whether the client may add a subscription to `filter`: the topic level and
@@ -701,6 +736,8 @@ impl Connection {
             reason_codes: codes,
             properties: AckProperties::default(),
         };
+        let ticket = self.shared.save_session(&self.session, false);
+        self.pending = self.pending.max(ticket);
         self.send(&Packet::UnsubAck(ack));
     }
 
@@ -723,6 +760,7 @@ impl Connection {
             };
             // [MQTT-3.3.2-5]: an expired message is not delivered.
             if message.message.is_expired(std::time::Instant::now()) {
+                self.forget(&state, message.key);
                 continue;
             }
             let client = ClientInfo {
@@ -734,10 +772,20 @@ impl Connection {
                 .auth
                 .receive(client, &message.message.publish.topic)
             {
+                self.forget(&state, message.key);
                 continue;
             }
             let packet_id = needs_id.then(|| state.next_packet_id());
             if let Some(id) = packet_id {
+                if let (Some(key), true) = (message.key, state.persisted) {
+                    let op = Op::Inflight {
+                        client_id: session.client_id.clone(),
+                        key,
+                        packet_id: id.get(),
+                        released: false,
+                    };
+                    self.pending = self.pending.max(self.shared.store.submit(op));
+                }
                 state
                     .inflight
                     .insert(id.get(), Inflight::Sent(message.clone()));
@@ -765,8 +813,50 @@ impl Connection {
                     let publish = outgoing_publish(&message, Some(id), true, self.version);
                     self.send_publish(publish);
                 }
-                Inflight::Released => self.send(&Packet::PubRel(PubRel::new(id))),
+                Inflight::Released(_) => self.send(&Packet::PubRel(PubRel::new(id))),
             }
+        }
+    }
+
+    /// PUBACK, PUBCOMP or a failure PUBREC: the flow of packet `id` is over.
+    fn acknowledged(&mut self, id: PacketId) {
+        let session = self.session.clone();
+        let mut state = session.lock();
+        let key = match state.inflight.remove(&id.get()) {
+            Some(Inflight::Sent(message)) => message.key,
+            Some(Inflight::Released(key)) => key,
+            None => None,
+        };
+        self.forget(&state, key);
+    }
+
+    /// PUBREC: the message of packet `id` has arrived; PUBREL follows.
+    fn released(&mut self, id: PacketId) {
+        let session = self.session.clone();
+        let mut state = session.lock();
+        let key = match state.inflight.get(&id.get()) {
+            Some(Inflight::Sent(message)) => message.key,
+            Some(Inflight::Released(key)) => *key,
+            None => return,
+        };
+        state.inflight.insert(id.get(), Inflight::Released(key));
+        if let (Some(key), true) = (key, state.persisted) {
+            let op = Op::Inflight {
+                client_id: self.session.client_id.clone(),
+                key,
+                packet_id: id.get(),
+                released: true,
+            };
+            self.pending = self.pending.max(self.shared.store.submit(op));
+        }
+    }
+
+    /// The store forgets a message that is done with (`state` is the session's, locked).
+    fn forget(&mut self, state: &SessionState, key: Option<u64>) {
+        if let (Some(key), true) = (key, state.persisted) {
+            let client_id = self.session.client_id.clone();
+            let ticket = self.shared.store.submit(Op::Forget { client_id, key });
+            self.pending = self.pending.max(ticket);
         }
     }
 
@@ -815,9 +905,18 @@ impl Connection {
         }
     }
 
+    /// Sends what `out` holds, once every store write it depends on is durable.
     async fn flush(&mut self) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
+        }
+        let ticket = std::mem::take(&mut self.pending);
+        if let (Some(progress), true) = (&mut self.progress, ticket != Ticket::NONE)
+            && let Err(e) = store::durable(progress, ticket).await
+        {
+            // Nothing that waits for the store may go out: the client will send again.
+            self.out.clear();
+            return Err(std::io::Error::other(e.0));
         }
         let bytes = self.out.split().freeze();
         metrics::add(&self.shared.metrics.bytes_sent, bytes.len() as u64);
@@ -878,16 +977,14 @@ impl Connection {
         tracing::debug!(client = %self.session.client_id, ?end, "disconnected");
         match expiry {
             0 => self.shared.end_session(&self.session),
-            u32::MAX => {}
             seconds => {
-                let (shared, session, generation) =
-                    (self.shared.clone(), self.session.clone(), self.generation);
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(u64::from(seconds))).await;
-                    if session.lock().generation == generation && !session.is_connected() {
-                        shared.end_session(&session);
-                    }
-                });
+                // The store learns when the client left, so a restart keeps the expiry.
+                self.shared.save_session(&self.session, true);
+                if seconds != u32::MAX {
+                    let wait = Duration::from_secs(u64::from(seconds));
+                    self.shared
+                        .expire_later(&self.session, self.generation, wait);
+                }
             }
         }
     }
@@ -971,7 +1068,7 @@ fn publish_will(shared: &Shared, will: Will, client: &str) {
         properties.user_properties = p.user_properties;
     }
     tracing::debug!(client, topic = %publish.topic, "publishing will");
-    shared.publish(publish, Some(client));
+    shared.publish(publish, Some(client), Vec::new());
 }
 
 /// Asks the auth hook about a CONNECT on a blocking thread (checking a password hash takes

@@ -21,6 +21,7 @@ mod metrics;
 pub mod passwd;
 mod router;
 mod session;
+mod store;
 mod sys;
 mod tls;
 pub mod topic_policy;
@@ -38,9 +39,11 @@ use tokio_rustls::TlsAcceptor;
 pub use access::Access;
 pub use auth::{AllowAll, Auth, ClientInfo};
 pub use config::{Config, ConfigError};
+pub use store::StoreError;
 
 use crate::broker::Shared;
 use crate::limits::ConnectionRate;
+use crate::store::{Disk, Snapshot, Store};
 use crate::topic_policy::TopicPolicy;
 use crate::transport::Stream;
 
@@ -53,6 +56,7 @@ pub struct Broker {
     access: Option<Arc<Access>>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    store: Arc<dyn Store>,
 }
 
 type StartError = Box<dyn std::error::Error + Send + Sync>;
@@ -101,8 +105,18 @@ impl Broker {
             }
             _ => None,
         };
+        // The store is read before anything listens: a client never sees a broker that has
+        // not yet got its sessions back.
+        let (store, snapshot): (Arc<dyn Store>, _) = match &config.data_dir {
+            Some(dir) => {
+                let (disk, snapshot) = Disk::open(dir)?;
+                (Arc::new(disk), snapshot)
+            }
+            None => (Arc::new(store::Memory), Snapshot::default()),
+        };
         let (shutdown, _) = watch::channel(false);
-        let shared = Arc::new(Shared::new(config, auth));
+        let shared = Arc::new(Shared::new(config, auth, store.clone()));
+        shared.restore(snapshot);
         let listen = Listen {
             shared: shared.clone(),
             permits: Arc::new(Semaphore::new(shared.config.max_connections)),
@@ -123,6 +137,7 @@ impl Broker {
         let https = listen
             .bind(&mut tasks, &config.https, Kind::Http, tls)
             .await?;
+        tasks.spawn(sweep(shared.clone(), shutdown.subscribe()));
         if shared.config.sys_interval_secs > 0 {
             let interval = Duration::from_secs(shared.config.sys_interval_secs);
             tasks.spawn(sys::run(shared.clone(), interval, shutdown.subscribe()));
@@ -135,6 +150,7 @@ impl Broker {
             access: None,
             shutdown,
             tasks,
+            store,
         })
     }
 
@@ -178,6 +194,22 @@ impl Broker {
         if drained.is_err() {
             tracing::warn!("connections still open after {grace:?}; closing them");
             self.tasks.abort_all();
+        }
+        // What the connections wrote as they closed (sessions' disconnect times) goes too.
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    }
+}
+
+/// How often expired messages are looked for (sessions expire on timers of their own).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Drops expired retained and queued messages now and then, until shutdown.
+async fn sweep(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(SWEEP_INTERVAL) => shared.sweep_expired(),
+            _ = shutdown.changed() => return,
         }
     }
 }

@@ -33,6 +33,14 @@ struct Args {
     /// non-loopback addresses).
     #[arg(long)]
     allow_anonymous: bool,
+    /// Keep persistent sessions and retained messages here (created if missing), safe from
+    /// restarts and crashes. Default: `data` beside the --config file; without one, nothing
+    /// is kept on disk.
+    #[arg(long, value_name = "DIR", conflicts_with = "in_memory")]
+    data_dir: Option<PathBuf>,
+    /// Keep sessions and retained messages in memory only, even with a --config file.
+    #[arg(long)]
+    in_memory: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,8 +119,9 @@ fn main() -> ExitCode {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("midge: {e}");
-                // A password, ACL or TLS file that cannot be used is a configuration error.
-                let config = e.is::<midge_broker::ConfigError>();
+                // A password, ACL or TLS file that cannot be used is a configuration error; a
+                // store that cannot be read is never replaced by an empty one.
+                let config = e.is::<midge_broker::ConfigError>() || e.is::<midge_broker::StoreError>();
                 return if config { ExitCode::from(2) } else { ExitCode::FAILURE };
             }
         };
@@ -147,6 +156,12 @@ fn load(args: &Args) -> Result<Config, midge_broker::ConfigError> {
         config.web.clone_from(web);
     }
     config.allow_anonymous |= args.allow_anonymous;
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = Some(dir.clone());
+    }
+    if args.in_memory {
+        config.data_dir = None;
+    }
     config.validate()?;
     Ok(config)
 }

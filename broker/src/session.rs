@@ -55,6 +55,8 @@ pub(crate) struct Outgoing {
     pub(crate) retain: bool,
     /// 5.0: the identifiers of the subscriptions it matched.
     pub(crate) subscription_ids: Vec<SubscriptionId>,
+    /// Its key in the store, once it is kept there (QoS 1 and 2 for a persistent session).
+    pub(crate) key: Option<u64>,
 }
 
 impl Outgoing {
@@ -90,7 +92,8 @@ impl Queue {
         self.messages.iter()
     }
 
-    fn push_back(&mut self, message: Outgoing, total: &AtomicUsize) {
+    /// Appends a message (read back from the store, or queued by [`Session::enqueue`]).
+    pub(crate) fn push_back(&mut self, message: Outgoing, total: &AtomicUsize) {
         self.bytes += message.size();
         total.fetch_add(message.size(), Ordering::Relaxed);
         self.messages.push_back(message);
@@ -106,6 +109,21 @@ impl Queue {
         if let Some(message) = self.messages.remove(index) {
             self.forget(&message, total);
         }
+    }
+
+    /// Removes the expired messages; returns the store keys of those that had one.
+    pub(crate) fn remove_expired(&mut self, now: Instant, total: &AtomicUsize) -> Vec<u64> {
+        let mut keys = Vec::new();
+        for message in std::mem::take(&mut self.messages) {
+            if message.message.is_expired(now) {
+                self.bytes -= message.size();
+                total.fetch_sub(message.size(), Ordering::Relaxed);
+                keys.extend(message.key);
+            } else {
+                self.messages.push_back(message);
+            }
+        }
+        keys
     }
 
     pub(crate) fn clear(&mut self, total: &AtomicUsize) {
@@ -125,8 +143,8 @@ impl Queue {
 pub(crate) enum Inflight {
     /// Sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
     Sent(Outgoing),
-    /// QoS 2: PUBREL sent, waiting for PUBCOMP.
-    Released,
+    /// QoS 2: PUBREL sent, waiting for PUBCOMP; the message's key in the store.
+    Released(Option<u64>),
 }
 
 /// The mutable part of a session.
@@ -149,6 +167,9 @@ pub(crate) struct SessionState {
     pub(crate) generation: u64,
     /// Seconds the session outlives its connection (0: it ends with it).
     pub(crate) expiry_interval: u32,
+    /// Whether the store keeps this session (it outlives its connection and the store is
+    /// durable): its changes are then submitted to the store.
+    pub(crate) persisted: bool,
 }
 
 /// One client's session.
@@ -270,6 +291,7 @@ mod tests {
             qos,
             retain: false,
             subscription_ids: Vec::new(),
+            key: None,
         }
     }
 
@@ -322,7 +344,7 @@ mod tests {
     #[test]
     fn packet_ids_skip_zero_and_those_in_flight() {
         let mut state = SessionState::default();
-        state.inflight.insert(2, Inflight::Released);
+        state.inflight.insert(2, Inflight::Released(None));
         assert_eq!(state.next_packet_id().get(), 1);
         assert_eq!(state.next_packet_id().get(), 3);
         state.next_packet_id = u16::MAX;

@@ -74,10 +74,10 @@ class Broker:
                 self.proc.wait()
         return self.proc.returncode
 
-    def restart(self):
-        """Stops and starts again on the same ports."""
+    def restart(self, sig=signal.SIGTERM):
+        """Stops (by `sig`: SIGKILL is a crash) and starts again on the same ports."""
         tcp, http = self.tcp_port, self.http_port
-        self.stop()
+        self.stop(sig)
         self.start(tcp, http)
 
     def log(self) -> str:
