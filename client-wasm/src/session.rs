@@ -190,7 +190,8 @@ pub struct Session {
     /// Inbound QoS 2 identifiers whose PUBREL has not come yet.
     awaiting_pubrel: VecSet<u16>,
     /// What we are subscribed to, to subscribe again when the server lost the session.
-    subscriptions: VecMap<String, Subscription>,
+    /// With the properties of the SUBSCRIBE that made each (its subscription identifier).
+    subscriptions: VecMap<String, (Subscription, SubscribeProperties)>,
     pending_subscribe: VecMap<u16, (Token, Subscribe)>,
     pending_unsubscribe: VecMap<u16, (Token, Unsubscribe)>,
     /// The server's Receive Maximum: how many QoS 1/2 publishes may be in flight.
@@ -546,18 +547,27 @@ impl Session {
             .values()
             .flat_map(|(_, s)| s.subscriptions.iter().map(|s| s.filter.as_str()))
             .collect();
-        let again: Vec<Subscription> = self
-            .subscriptions
-            .values()
-            .filter(|s| !pending.contains(&s.filter.as_str()))
-            .cloned()
-            .collect();
-        for chunk in again.chunks(16) {
+        // One SUBSCRIBE per set of properties (a subscription identifier belongs to the
+        // whole packet), at most 16 filters each.
+        let mut groups: Vec<(SubscribeProperties, Vec<Subscription>)> = Vec::new();
+        for (subscription, properties) in self.subscriptions.values() {
+            if pending.contains(&subscription.filter.as_str()) {
+                continue;
+            }
+            match groups
+                .iter_mut()
+                .find(|(p, list)| p == properties && list.len() < 16)
+            {
+                Some((_, list)) => list.push(subscription.clone()),
+                None => groups.push((properties.clone(), vec![subscription.clone()])),
+            }
+        }
+        for (properties, subscriptions) in groups {
             let packet_id = self.packet_id();
             let subscribe = Subscribe {
                 packet_id,
-                subscriptions: chunk.to_vec(),
-                properties: Default::default(),
+                subscriptions,
+                properties,
             };
             self.send(now, &subscribe);
             // Answered like any SUBSCRIBE, but nobody waits for it.
@@ -672,7 +682,7 @@ impl Session {
             if !code.is_error() {
                 self.subscriptions.insert(
                     subscription.filter.as_str().to_owned(),
-                    subscription.clone(),
+                    (subscription.clone(), subscribe.properties.clone()),
                 );
             }
         }

@@ -12,9 +12,10 @@ use std::num::NonZeroU16;
 
 use crate::session::{Closed, Event, Failure, Options, Session, message};
 use bytes::BytesMut;
+use midge_codec::properties::SubscribeProperties;
 use midge_codec::{
     ConnAck, Decoder, Packet, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS,
-    ReasonCode, SubAck, Subscription, SubscriptionOptions, TopicFilter, TopicName,
+    ReasonCode, SubAck, Subscription, SubscriptionId, SubscriptionOptions, TopicFilter, TopicName,
 };
 
 /// The server's side of the conversation.
@@ -214,6 +215,60 @@ fn when_the_server_lost_the_session_messages_go_as_new_and_subscriptions_are_mad
         !evs.iter()
             .any(|e| matches!(e, Event::Subscribed { token, .. } if *token == sub)),
         "{evs:?}"
+    );
+}
+
+#[test]
+fn a_resubscription_keeps_each_subscription_identifier() {
+    let (mut c, mut s) = client();
+    s.accept(&mut c, 0, false);
+    let filter = |f: &str| Subscription {
+        filter: TopicFilter::try_from(f).unwrap(),
+        options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+    };
+    let tagged = SubscribeProperties {
+        subscription_identifier: SubscriptionId::new(7),
+        ..Default::default()
+    };
+    c.subscribe_with(0, vec![filter("alerts/#")], tagged.clone());
+    c.subscribe(0, vec![filter("chat/+"), filter("news/+")]);
+    s.received(&mut c);
+    for packet_id in [1, 2] {
+        let reason_codes = vec![ReasonCode::GrantedQos1; packet_id as usize];
+        let properties = Default::default();
+        s.send(
+            &mut c,
+            1,
+            SubAck {
+                packet_id: id(packet_id),
+                reason_codes,
+                properties,
+            },
+        );
+    }
+    c.transport_closed();
+    s.accept(&mut c, 50, false);
+    let mut resubscribed: Vec<_> = s
+        .received(&mut c)
+        .into_iter()
+        .filter_map(|p| match p {
+            Packet::Subscribe(s) => Some((
+                s.properties.subscription_identifier,
+                s.subscriptions
+                    .iter()
+                    .map(|s| s.filter.as_str().to_owned())
+                    .collect::<Vec<_>>(),
+            )),
+            _ => None,
+        })
+        .collect();
+    resubscribed.sort();
+    assert_eq!(
+        resubscribed,
+        [
+            (None, vec!["chat/+".to_owned(), "news/+".to_owned()]),
+            (SubscriptionId::new(7), vec!["alerts/#".to_owned()]),
+        ]
     );
 }
 
