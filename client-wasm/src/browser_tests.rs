@@ -378,6 +378,55 @@ async fn back_online_reconnects_without_waiting_out_the_backoff() {
     end(&c).await;
 }
 
+// ----- refusals ---------------------------------------------------------------------------
+
+/// The harness gives both brokers an ACL that allows `midge-test/#` only: the refusals reject
+/// with the reason code (5.0 has one for a refused publish; 3.1.1 does not, so it resolves).
+async fn refusals_reject_with_the_reason_code(version: u8) {
+    let c = client(version, &unique("refused"), &[]).await;
+    let qos1 = || object(&[("qos", 1.into())]);
+    let subscribed = settle(c.subscribe("denied/x".into(), qos1()), "a denied subscribe").await;
+    if option_env!("MIDGE_TEST_BROKER") == Some("mosquitto") {
+        // Mosquitto 2.0 grants the SUBSCRIBE and checks read access on each message instead.
+        subscribed.unwrap();
+    } else {
+        let e = subscribed.unwrap_err();
+        let not_authorized = if version == 5 { 0x87 } else { 0x80 };
+        assert_eq!(
+            get(&e, "reasonCode").as_f64(),
+            Some(f64::from(not_authorized))
+        );
+        let message = error_message(&e);
+        assert!(
+            message.contains("subscribe to denied/x refused by the broker"),
+            "{message}"
+        );
+    }
+    let published = settle(
+        c.publish("denied/x".into(), "no".into(), qos1()),
+        "a denied publish",
+    )
+    .await;
+    if version == 5 {
+        let e = published.unwrap_err();
+        assert_eq!(get(&e, "reasonCode").as_f64(), Some(f64::from(0x87)));
+        assert!(error_message(&e).contains("refused by the broker"));
+    } else {
+        published.unwrap();
+    }
+    end(&c).await;
+}
+
+#[wasm_bindgen_test]
+async fn refusals_reject_with_the_reason_code_v5() {
+    refusals_reject_with_the_reason_code(5).await;
+}
+
+#[wasm_bindgen_test]
+async fn refusals_reject_with_the_reason_code_v311() {
+    refusals_reject_with_the_reason_code(4).await;
+}
+
 // ----- messages() ------------------------------------------------------------------------
 
 #[wasm_bindgen_test]

@@ -32,7 +32,10 @@ class Mosquitto:
         self.config.write_text(
             f"listener {self.tcp_port} 127.0.0.1\n"
             f"listener {self.http_port} 127.0.0.1\nprotocol websockets\n"
-            "allow_anonymous true\npersistence false\n"
+            f"allow_anonymous true\npersistence false\nacl_file {write_acl(tmp_path)}\n"
+            # Started as root, mosquitto would become user "mosquitto", who cannot read
+            # pytest's private temporary directory; it ignores this when not root.
+            "user root\n"
         )
         self.log_path = tmp_path / "mosquitto.log"
         self.start()
@@ -51,6 +54,20 @@ class Mosquitto:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+def write_acl(tmp_path: Path) -> Path:
+    """Both brokers get the same ACL (Mosquitto's format, which midge reads): the tests'
+    topics, under midge-test/, and nothing else, for the tests of refusals."""
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite midge-test/#\n")
+    return acl
+
+
+def midge_with_acl(tmp_path: Path) -> Broker:
+    config = tmp_path / "midge.toml"
+    config.write_text(f'acl_file = "{write_acl(tmp_path)}"\n')
+    return Broker(tmp_path, "--config", str(config))
 
 
 def port_open(port: int) -> bool:
@@ -99,12 +116,13 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def run_browser_tests(ws_url: str, control: Control, log_dir: Path):
+def run_browser_tests(broker_kind: str, ws_url: str, control: Control, log_dir: Path):
     env = dict(
         os.environ,
         MIDGE_TEST_WS_URL=ws_url,
         MIDGE_TEST_CONTROL_URL=control.url,
         MIDGE_TEST_CLOSED_PORT=str(free_port()),
+        MIDGE_TEST_BROKER=broker_kind,
         # wasm-bindgen-test's timeout covers a whole test file.
         WASM_BINDGEN_TEST_TIMEOUT="120",
     )
@@ -128,10 +146,10 @@ def run_browser_tests(ws_url: str, control: Control, log_dir: Path):
 
 @pytest.mark.parametrize("broker_kind", ["midge", "mosquitto"])
 def test_wasm_client_in_chromium(tmp_path, broker_kind):
-    broker = Broker(tmp_path) if broker_kind == "midge" else Mosquitto(tmp_path)
+    broker = midge_with_acl(tmp_path) if broker_kind == "midge" else Mosquitto(tmp_path)
     control = Control(broker)
     try:
-        run_browser_tests(f"ws://127.0.0.1:{broker.http_port}/mqtt", control, tmp_path)
+        run_browser_tests(broker_kind, f"ws://127.0.0.1:{broker.http_port}/mqtt", control, tmp_path)
     finally:
         control.shutdown()
         broker.stop()
