@@ -259,6 +259,7 @@ impl Connection {
             if state.persisted && !keep {
                 let client_id = client_id.clone();
                 shared.store.submit(Op::EndSession { client_id });
+                state.forget_keys();
             }
             state.persisted = keep;
             drop(state);

@@ -265,6 +265,18 @@ impl SessionState {
         }
     }
 
+    /// The store no longer keeps this session: its messages lose their store keys.
+    pub(crate) fn forget_keys(&mut self) {
+        self.persisted = false;
+        self.queue.messages.iter_mut().for_each(|m| m.key = None);
+        for flight in self.inflight.values_mut() {
+            match flight {
+                Inflight::Sent(message) => message.key = None,
+                Inflight::Released(key) => *key = None,
+            }
+        }
+    }
+
     /// Forgets everything but the attachment bookkeeping: a clean start, or an expired session.
     pub(crate) fn clear(&mut self, total_queued_bytes: &AtomicUsize) {
         self.queue.clear(total_queued_bytes);
