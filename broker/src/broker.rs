@@ -255,6 +255,7 @@ impl Shared {
             subscriptions: read(&self.router).len(),
             sessions: self.sessions().len(),
             queued_bytes: self.queued_bytes.load(Ordering::Relaxed),
+            store: self.store.written(),
         }
     }
 

@@ -10,6 +10,8 @@ pub(crate) struct Gauges {
     pub(crate) subscriptions: usize,
     pub(crate) sessions: usize,
     pub(crate) queued_bytes: usize,
+    /// The store's transactions committed, and the changes they held.
+    pub(crate) store: crate::store::Written,
 }
 
 /// The broker's counters. Relaxed atomics: each is independent and only ever summed.
@@ -143,6 +145,18 @@ impl Metrics {
             "gauge",
             "Retained messages held.",
             &[("", gauges.retained as u64)],
+        );
+        metric(
+            "store_commits_total",
+            "counter",
+            "Transactions the durable store committed (each one fsync; group commit puts many changes in one).",
+            &[("", gauges.store.commits)],
+        );
+        metric(
+            "store_ops_total",
+            "counter",
+            "Changes written to the durable store (messages, acknowledgements, sessions, retained).",
+            &[("", gauges.store.ops)],
         );
         metric(
             "queued_bytes",

@@ -14,6 +14,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.request
 from collections import Counter
 
 import paho.mqtt.client as mqtt
@@ -31,6 +32,12 @@ def durable(tmp_path):
     b = Broker(tmp_path, "--data-dir", str(tmp_path / "data"))
     yield b
     b.stop()
+
+
+def store_metrics(broker):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/metrics", timeout=5).read().decode()
+    values = dict(line.split() for line in text.splitlines() if line.startswith("midge_store_"))
+    return int(values["midge_store_commits_total"]), int(values["midge_store_ops_total"])
 
 
 def persistent(broker, client_id, version):
@@ -68,16 +75,20 @@ def test_a_graceful_restart_keeps_sessions_and_in_memory_keeps_nothing(durable, 
     sub = persistent(durable, "graceful", 5)
     sub.subscribe("g/#", qos=2)
     sub.stop()
+    commits, ops = store_metrics(durable)
+    assert 0 < commits <= ops
     durable.restart()
     sub = persistent(durable, "graceful", 5)
     assert sub.flags.session_present
     sub.stop()
 
-    memory = Broker(tmp_path / "mem" if (tmp_path / "mem").mkdir() is None else None, "--in-memory")
+    (tmp_path / "mem").mkdir()
+    memory = Broker(tmp_path / "mem", "--in-memory")
     try:
         sub = persistent(memory, "forgotten", 5)
         sub.subscribe("g/#", qos=1)
         sub.stop()
+        assert store_metrics(memory) == (0, 0)
         memory.restart(signal.SIGKILL)
         sub = persistent(memory, "forgotten", 5)
         assert not sub.flags.session_present

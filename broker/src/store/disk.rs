@@ -20,7 +20,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 
 use super::record::{self, StoreError};
-use super::{Op, Progress, Snapshot, Store, StoredMessage, StoredSession, Ticket};
+use super::{Op, Progress, Snapshot, Store, StoredMessage, StoredSession, Ticket, Written};
 
 const SESSIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("sessions");
 const MESSAGES: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("messages");
@@ -45,6 +45,8 @@ struct Pending {
 struct Queue {
     pending: Mutex<Pending>,
     wake: Condvar,
+    commits: AtomicU64,
+    ops: AtomicU64,
 }
 
 impl Queue {
@@ -89,6 +91,8 @@ impl Disk {
                 closed: false,
             }),
             wake: Condvar::new(),
+            commits: AtomicU64::new(0),
+            ops: AtomicU64::new(0),
         });
         let writer = {
             let (queue, path) = (queue.clone(), path.clone());
@@ -134,6 +138,13 @@ impl Store for Disk {
         Some(self.progress.clone())
     }
 
+    fn written(&self) -> Written {
+        Written {
+            commits: self.queue.commits.load(Ordering::Relaxed),
+            ops: self.queue.ops.load(Ordering::Relaxed),
+        }
+    }
+
     fn close(&self) {
         self.queue.lock().closed = true;
         self.queue.wake.notify_one();
@@ -160,6 +171,7 @@ fn write_loop(db: &Database, queue: &Queue, progress: &watch::Sender<Progress>, 
             pending.batch += 1;
             (std::mem::take(&mut pending.ops), batch)
         };
+        let count = ops.len() as u64;
         if let Err(e) = write(db, ops) {
             tracing::error!(
                 "store {}: cannot write: {e}; acknowledgements stop",
@@ -169,6 +181,8 @@ fn write_loop(db: &Database, queue: &Queue, progress: &watch::Sender<Progress>, 
             return;
         }
         progress.send_modify(|p| p.durable = batch);
+        queue.commits.fetch_add(1, Ordering::Relaxed);
+        queue.ops.fetch_add(count, Ordering::Relaxed);
     }
 }
 

@@ -126,6 +126,17 @@ pub(crate) trait Store: Send + Sync {
     fn progress(&self) -> Option<watch::Receiver<Progress>>;
     /// Writes what is queued and stops writing (at shutdown).
     fn close(&self);
+    /// What has been written so far.
+    fn written(&self) -> Written {
+        Written::default()
+    }
+}
+
+/// Counts of a store's writes, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Written {
+    pub(crate) commits: u64,
+    pub(crate) ops: u64,
 }
 
 /// Waits until `ticket` is durable. Fails if the store cannot write any more.
