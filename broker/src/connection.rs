@@ -853,11 +853,12 @@ impl Connection {
     }
 
     /// The store forgets a message that is done with (`state` is the session's, locked).
-    fn forget(&mut self, state: &SessionState, key: Option<u64>) {
+    /// Nothing waits for it: lost in a crash, the message is only sent again (QoS 1), or
+    /// its PUBREL is (QoS 2), which the client answers without delivering anything.
+    fn forget(&self, state: &SessionState, key: Option<u64>) {
         if let (Some(key), true) = (key, state.persisted) {
             let client_id = self.session.client_id.clone();
-            let ticket = self.shared.store.submit(Op::Forget { client_id, key });
-            self.pending = self.pending.max(ticket);
+            self.shared.store.submit(Op::Forget { client_id, key });
         }
     }
 
