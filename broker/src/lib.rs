@@ -6,7 +6,9 @@
 //! [`Broker::start`] binds every listener of a [`Config`] (port 0 picks a free port; the
 //! chosen addresses are in [`Broker::tcp_addrs`] and [`Broker::http_addrs`]) and serves
 //! until [`Broker::shutdown`]. The password and ACL files it names are read again by
-//! [`Broker::reload`] (the `midge` binary calls it on SIGHUP).
+//! [`Broker::reload`] (the `midge` binary calls it on SIGHUP). With [`Config::data_dir`]
+//! set, persistent sessions and retained messages are kept in a durable store there, read
+//! back before anything listens (a store that cannot be read is a [`StoreError`]).
 
 mod access;
 pub mod acl;
