@@ -85,6 +85,7 @@ impl Conn {
         version: ProtocolVersion,
         client_id: &str,
         buffers: Buffers,
+        persistent: bool,
     ) -> io::Result<Conn> {
         let tcp = TcpStream::connect(endpoint.addr).await?;
         tcp.set_nodelay(true)?;
@@ -102,6 +103,14 @@ impl Conn {
         let id = ByteStr::try_from(client_id).map_err(|e| fail(e.to_string()))?;
         let mut connect = Connect::new(version, id);
         connect.keep_alive = 0;
+        if persistent {
+            // A session that outlives the connection: a durable broker keeps its QoS 1 and 2
+            // messages on disk (for 5.0, as long as the bench might run, and a little more).
+            connect.clean_start = false;
+            if version.is_v5() {
+                connect.properties.session_expiry_interval = Some(600);
+            }
+        }
         conn.queue(&Packet::from(connect))?;
         conn.flush().await?;
         match conn.next().await? {
@@ -184,15 +193,17 @@ impl Conn {
 /// (Mosquitto's WebSocket listener) would otherwise dominate a row's setup.
 pub(crate) const CONCURRENCY: usize = 32;
 
-/// Opens a connection for each client id, several at a time, in the ids' order.
+/// Opens a connection for each client id, several at a time, in the ids' order; with
+/// `persistent`, each asks for a session that outlives it.
 pub(crate) async fn open_many(
     endpoint: &Endpoint,
     version: ProtocolVersion,
     client_ids: impl Iterator<Item = String>,
     buffers: Buffers,
+    persistent: bool,
 ) -> io::Result<Vec<Conn>> {
     stream::iter(client_ids)
-        .map(|id| async move { Conn::open(endpoint, version, &id, buffers).await })
+        .map(|id| async move { Conn::open(endpoint, version, &id, buffers, persistent).await })
         .buffered(CONCURRENCY)
         .try_collect()
         .await

@@ -110,6 +110,7 @@ impl LoadRow {
             topology: self.topology,
             publishers,
             subscribers,
+            persistent: false,
             rate: self.rate(),
             seconds: if self.fixed_rate {
                 timing.rate_seconds

@@ -44,7 +44,7 @@ pub(crate) async fn run(
     let began = Instant::now();
     let me = std::process::id();
     let ids = (0..connections).map(|i| format!("bench-idle-{i}-{me}"));
-    let conns = client::open_many(endpoint, version, ids, Buffers::Idle).await?;
+    let conns = client::open_many(endpoint, version, ids, Buffers::Idle, false).await?;
     let seconds_to_open = began.elapsed().as_secs_f64();
     tokio::time::sleep(settle).await;
     let after = rss()?;

@@ -47,6 +47,8 @@ pub(crate) struct Plan {
     pub(crate) topology: Topology,
     pub(crate) publishers: usize,
     pub(crate) subscribers: usize,
+    /// Subscribers keep persistent sessions (3.1.1 Clean Session 0, 5.0 Session Expiry).
+    pub(crate) persistent: bool,
     /// Messages per second for each publisher; 0 for as fast as the broker takes them.
     pub(crate) rate: u64,
     pub(crate) seconds: f64,
@@ -146,7 +148,15 @@ pub(crate) async fn run(
     let (stop_subs, stop_subs_rx) = watch::channel(false);
     let me = std::process::id();
     let ids = (0..plan.subscribers).map(|s| format!("bench-sub-{s}-{me}"));
-    let mut conns = open_many(&plan.endpoint, plan.version(), ids, Buffers::Load).await?;
+    let persistent = plan.persistent;
+    let mut conns = open_many(
+        &plan.endpoint,
+        plan.version(),
+        ids,
+        Buffers::Load,
+        persistent,
+    )
+    .await?;
     stream::iter(conns.iter_mut().enumerate())
         .map(|(s, conn)| subscribe(conn, plan.subscription(s), plan.qos()))
         .buffered(CONCURRENCY)
@@ -166,7 +176,7 @@ pub(crate) async fn run(
     let (stop_pubs, stop_pubs_rx) = watch::channel(false);
     let (go, go_rx) = watch::channel(false);
     let ids = (0..plan.publishers).map(|p| format!("bench-pub-{p}-{me}"));
-    let conns = open_many(&plan.endpoint, plan.version(), ids, Buffers::Load).await?;
+    let conns = open_many(&plan.endpoint, plan.version(), ids, Buffers::Load, false).await?;
     let publishers: Vec<_> = conns
         .into_iter()
         .enumerate()

@@ -65,6 +65,10 @@ struct Args {
     /// QoS of every message and subscription.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     qos: u8,
+    /// Subscribers keep persistent sessions (3.1.1 Clean Session 0; 5.0 Session Expiry
+    /// Interval 600 s), so a broker with a durable store writes their QoS 1/2 messages.
+    #[arg(long)]
+    persistent: bool,
     /// Payload size in bytes (at least 16: the timestamp and sequence numbers).
     #[arg(long, default_value_t = 64)]
     payload: usize,
@@ -166,6 +170,7 @@ fn run(args: Args) -> io::Result<()> {
         transport: args.transport,
         version: args.protocol_version,
         qos: args.qos,
+        persistent: args.persistent,
         payload: args.payload,
         topology: args.topology,
         publishers: if args.topology == Topology::Broadcast {
