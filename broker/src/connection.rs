@@ -785,7 +785,14 @@ impl Connection {
                         packet_id: id.get(),
                         released: false,
                     };
-                    self.pending = self.pending.max(self.shared.store.submit(op));
+                    let ticket = self.shared.store.submit(op);
+                    // QoS 2 goes out under a packet identifier the store keeps, so that
+                    // after a crash the same one comes again and a receiver that delivers
+                    // on PUBLISH can tell. A QoS 1 message whose identifier was lost is
+                    // only sent again under a new one, which QoS 1 allows: it does not wait.
+                    if message.qos == QoS::ExactlyOnce {
+                        self.pending = self.pending.max(ticket);
+                    }
                 }
                 state
                     .inflight

@@ -155,7 +155,7 @@ impl Metrics {
         metric(
             "store_ops_total",
             "counter",
-            "Changes written to the durable store (messages, acknowledgements, sessions, retained).",
+            "Changes written to the durable store (messages, acknowledgements, sessions, retained), less the messages acknowledged before their commit.",
             &[("", gauges.store.ops)],
         );
         metric(

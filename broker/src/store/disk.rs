@@ -8,7 +8,7 @@
 //! - `inbound`: (client id, packet id) → () for QoS 2 messages awaiting PUBREL
 //! - `retained`: topic → retained record
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 #[cfg(test)]
 use std::path::PathBuf;
@@ -171,6 +171,7 @@ fn write_loop(db: &Database, queue: &Queue, progress: &watch::Sender<Progress>, 
             pending.batch += 1;
             (std::mem::take(&mut pending.ops), batch)
         };
+        let ops = coalesce(ops);
         let count = ops.len() as u64;
         if let Err(e) = write(db, ops) {
             tracing::error!(
@@ -184,6 +185,35 @@ fn write_loop(db: &Database, queue: &Queue, progress: &watch::Sender<Progress>, 
         queue.commits.fetch_add(1, Ordering::Relaxed);
         queue.ops.fetch_add(count, Ordering::Relaxed);
     }
+}
+
+/// Leaves out the messages whose whole life is in this batch: queued, sent and
+/// acknowledged since the last commit, they need never be on disk (each copy of a message
+/// has its own key, so this is exact). Under load, when subscribers keep up, most are.
+fn coalesce(ops: Vec<Op>) -> Vec<Op> {
+    let key = |op: &Op| match op {
+        Op::Message { client_id, key, .. }
+        | Op::Inflight { client_id, key, .. }
+        | Op::Forget { client_id, key } => Some((client_id.clone(), *key)),
+        _ => None,
+    };
+    let written: HashSet<(Arc<str>, u64)> = ops
+        .iter()
+        .filter(|op| matches!(op, Op::Message { .. }))
+        .filter_map(key)
+        .collect();
+    let done: HashSet<(Arc<str>, u64)> = ops
+        .iter()
+        .filter(|op| matches!(op, Op::Forget { .. }))
+        .filter_map(key)
+        .filter(|k| written.contains(k))
+        .collect();
+    if done.is_empty() {
+        return ops;
+    }
+    ops.into_iter()
+        .filter(|op| key(op).is_none_or(|k| !done.contains(&k)))
+        .collect()
 }
 
 fn write(db: &Database, ops: Vec<Op>) -> Result<(), redb::Error> {
@@ -445,6 +475,39 @@ mod tests {
         assert!(disk.new_key() > 12);
         disk.close();
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn messages_acknowledged_within_a_batch_are_never_written() {
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        let inflight = |client_id: &Arc<str>, key| Op::Inflight {
+            client_id: client_id.clone(),
+            key,
+            packet_id: 1,
+            released: false,
+        };
+        let forget = |client_id: &Arc<str>, key| Op::Forget {
+            client_id: client_id.clone(),
+            key,
+        };
+        let ops = vec![
+            Op::message(&a, 1, &outgoing(b"done")),
+            Op::message(&b, 1, &outgoing(b"same key, other session")),
+            inflight(&a, 1),
+            forget(&a, 1),
+            // Written by an earlier batch: its forgetting must stay.
+            forget(&a, 0),
+            Op::message(&a, 2, &outgoing(b"still queued")),
+        ];
+        let kept: Vec<String> = coalesce(ops)
+            .iter()
+            .map(|op| match op {
+                Op::Message { client_id, key, .. } => format!("message {client_id} {key}"),
+                Op::Forget { client_id, key } => format!("forget {client_id} {key}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kept, ["message b 1", "forget a 0", "message a 2"]);
     }
 
     #[test]
