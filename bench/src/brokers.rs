@@ -207,7 +207,8 @@ protocol websockets
     )
 }
 
-/// midge's side: the same limits, room for the idle-connection rows, $SYS as by default.
+/// midge's side: the same limits, nothing on disk (like Mosquitto's `persistence false`),
+/// room for the idle-connection rows, $SYS as by default.
 fn midge_config(tcp: SocketAddr, http: SocketAddr, web: &Path) -> String {
     format!(
         "# Written by midge-bench compare.
@@ -215,6 +216,7 @@ tcp = [\"{tcp}\"]
 http = [\"{http}\"]
 web = \"{}\"
 allow_anonymous = true
+in_memory = true
 max_connections = 100000
 max_queued_messages = {MAX_QUEUED_MESSAGES}
 receive_maximum = {MAX_INFLIGHT}

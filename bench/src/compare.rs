@@ -118,6 +118,7 @@ impl LoadRow {
                 timing.seconds
             },
             window: 100,
+            prefix: "bench".into(),
         }
     }
 

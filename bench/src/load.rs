@@ -27,11 +27,11 @@ use crate::process;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Topology {
-    /// Publisher i to subscriber i, on topic bench/i.
+    /// Publisher i to subscriber i, on topic `<prefix>/i`.
     Pairs,
     /// One publisher to every subscriber.
     Broadcast,
-    /// Every publisher to one subscriber, which subscribes to bench/+.
+    /// Every publisher to one subscriber, which subscribes to `<prefix>/+`.
     FanIn,
 }
 
@@ -54,6 +54,8 @@ pub(crate) struct Plan {
     pub(crate) seconds: f64,
     /// QoS 1/2 messages a publisher may have unacknowledged.
     pub(crate) window: usize,
+    /// Topics are `<prefix>/<publisher>`; generators sharing a broker need different ones.
+    pub(crate) prefix: String,
 }
 
 /// What came out.
@@ -129,9 +131,9 @@ impl Plan {
 
     fn subscription(&self, s: usize) -> String {
         match self.topology {
-            Topology::Pairs => format!("bench/{s}"),
-            Topology::Broadcast => "bench/0".into(),
-            Topology::FanIn => "bench/+".into(),
+            Topology::Pairs => format!("{}/{s}", self.prefix),
+            Topology::Broadcast => format!("{}/0", self.prefix),
+            Topology::FanIn => format!("{}/+", self.prefix),
         }
     }
 }
@@ -321,7 +323,8 @@ async fn publisher(
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     go.wait_for(|go| *go).await.map_err(io::Error::other)?;
-    let topic = TopicName::try_from(format!("bench/{index}")).map_err(io::Error::other)?;
+    let topic =
+        TopicName::try_from(format!("{}/{index}", plan.prefix)).map_err(io::Error::other)?;
     let qos = plan.qos();
     let acked = qos != QoS::AtMostOnce;
     // Batches of messages per write: big at full speed, one per tick at a fixed rate.

@@ -87,6 +87,10 @@ struct Args {
     /// QoS 1/2 messages a publisher may have unacknowledged.
     #[arg(long, default_value_t = 100)]
     window: usize,
+    /// Topic prefix: publisher i publishes to `<prefix>/i`. Generators that share a broker
+    /// need different ones.
+    #[arg(long, default_value = "bench")]
+    prefix: String,
     /// Instead of a load: open this many idle connections and report the broker's memory
     /// per connection (needs `--pid`, and `ulimit -n` above the count).
     #[arg(long, value_name = "CONNECTIONS")]
@@ -186,6 +190,7 @@ fn run(args: Args) -> io::Result<()> {
         rate: args.rate,
         seconds: args.seconds,
         window: args.window,
+        prefix: args.prefix.clone(),
     };
     let (outcome, broker) = runtime.block_on(load::run(plan.clone(), args.pid))?;
     let report = Report {
