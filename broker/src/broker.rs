@@ -92,7 +92,7 @@ impl Shared {
         let publish = &message.publish;
         let ticket = if publish.retain {
             // $SYS statistics are rewritten every few seconds and mean nothing after a restart.
-            let keep = self.store.is_durable() && !publish.topic.is_dollar();
+            let keep = self.store.is_durable() && !publish.topic.as_str().starts_with("$SYS/");
             // The store's retained set changes in the order the map does: under its lock.
             let mut retained = write(&self.retained);
             if publish.payload.is_empty() {

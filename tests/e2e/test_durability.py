@@ -57,7 +57,7 @@ def test_a_persistent_session_survives_a_crash(durable, version):
     pub.stop()
 
     durable.restart(signal.SIGKILL)
-    assert "3 messages" in durable.log()
+    assert "sessions 1, messages 3," in durable.log()
 
     sub = persistent(durable, f"keeper-{version}", version)
     assert sub.flags.session_present
@@ -96,6 +96,27 @@ def test_a_graceful_restart_keeps_sessions_and_in_memory_keeps_nothing(durable, 
     finally:
         memory.stop()
     assert not (tmp_path / "mem" / "data").exists()
+
+
+def test_sessions_expire_across_a_restart(durable):
+    short = Client(durable, "short", clean=False, connect_properties=properties("CONNECT", SessionExpiryInterval=1))
+    short.subscribe("s/#", qos=1)
+    short.stop()
+    lasting = persistent(durable, "lasting", 5)
+    lasting.stop()
+    durable.stop(signal.SIGKILL)
+    time.sleep(1.5)
+    durable.start(durable.tcp_port, durable.http_port)
+    log = durable.log()
+    assert "sessions 1," in log and "sessions 2," not in log, "the expired session goes as the store is read"
+    short = Client(durable, "short", clean=False, connect_properties=EXPIRY)
+    assert not short.flags.session_present
+    lasting = persistent(durable, "lasting", 5)
+    assert lasting.flags.session_present
+    short.stop()
+    lasting.stop()
+    data_dir = durable.args[durable.args.index("--data-dir") + 1]
+    assert os.stat(data_dir).st_mode & 0o777 == 0o700, "the store is the broker's own"
 
 
 def test_retained_messages_survive_a_crash(durable):

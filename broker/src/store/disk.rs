@@ -9,6 +9,7 @@
 //! - `retained`: topic → retained record
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 #[cfg(test)]
 use std::path::PathBuf;
@@ -70,7 +71,11 @@ impl Disk {
         let path = dir.join(FILE);
         let named =
             |e: &dyn std::fmt::Display| StoreError(format!("store {}: {e}", path.display()));
-        std::fs::create_dir_all(dir)
+        // Sessions and messages are the clients' business: the directory is the broker's own.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
             .map_err(|e| StoreError(format!("data directory {}: {e}", dir.display())))?;
         let started = Instant::now();
         let db = Database::create(&path).map_err(|e| named(&e))?;
@@ -78,7 +83,7 @@ impl Disk {
         let sessions = snapshot.sessions.len();
         let messages: usize = snapshot.sessions.iter().map(|s| s.messages.len()).sum();
         tracing::info!(
-            "store {}: {sessions} sessions, {messages} messages, {} retained, read in {:?}",
+            "store {}: sessions {sessions}, messages {messages}, retained {}, read in {:?}",
             path.display(),
             snapshot.retained.len(),
             started.elapsed()
