@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 cargo build --release -p midge-broker -p midge-bench
 # Each idle connection is a file descriptor in the generator and in the broker.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
     exec taskset -c 1 target/release/midge-bench compare --midge target/release/midge --broker-cpu 0 "$@"
 fi
