@@ -353,14 +353,31 @@ fn read(db: &Database) -> Result<(Snapshot, u64, Vec<Op>), String> {
             inflight: flight,
         });
     }
+    // A send record whose message is gone (never expected; harmless) goes too.
+    for row in inflight.iter().map_err(|e| e.to_string())? {
+        let (k, _) = row.map_err(|e| e.to_string())?;
+        let (id, key) = k.value();
+        if messages
+            .get((id, key))
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            let client_id = id.into();
+            cleanup.push(Op::Forget { client_id, key });
+        }
+    }
     let inbound = txn.open_table(INBOUND).map_err(|e| e.to_string())?;
     for row in inbound.iter().map_err(|e| e.to_string())? {
         let (k, ()) = row
             .map_err(|e| e.to_string())
             .map(|(k, v)| (k, v.value()))?;
         let (id, packet_id) = k.value();
-        if let Some(session) = sessions.get_mut(id) {
-            session.awaiting_pubrel.push(packet_id);
+        match sessions.get_mut(id) {
+            Some(session) => session.awaiting_pubrel.push(packet_id),
+            None => cleanup.push(Op::PubRelReceived {
+                client_id: id.into(),
+                packet_id,
+            }),
         }
     }
     let retained = txn.open_table(RETAINED).map_err(|e| e.to_string())?;
@@ -453,6 +470,17 @@ mod tests {
                 packet_id: 10,
             },
             Op::retain(&outgoing(b"kept").message),
+            // Rows nothing owns: cleaned up at the next start.
+            Op::Inflight {
+                client_id: id.clone(),
+                key: 99,
+                packet_id: 7,
+                released: false,
+            },
+            Op::AwaitPubRel {
+                client_id: "nobody".into(),
+                packet_id: 1,
+            },
         ];
         for op in ops {
             last = last.max(disk.submit(op));
@@ -478,6 +506,15 @@ mod tests {
         assert_eq!(session.awaiting_pubrel, [9]);
         assert_eq!(&snapshot.retained[0].publish.payload[..], b"kept");
         assert!(disk.new_key() > 12);
+        let mut progress = disk.progress().unwrap();
+        super::super::durable(&mut progress, Ticket(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            disk.written().ops,
+            2,
+            "the two rows nothing owns are deleted"
+        );
         disk.close();
         std::fs::remove_dir_all(&dir).unwrap();
     }
