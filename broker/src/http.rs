@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::broker::Shared;
 use crate::transport::Stream;
@@ -173,8 +174,22 @@ async fn upgrade(mut stream: Stream, request: Request, rest: BytesMut) -> std::i
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
-    let ws = WebSocketStream::from_partially_read(stream, rest.to_vec(), Role::Server, None).await;
+    let ws = WebSocketStream::from_partially_read(
+        stream,
+        rest.to_vec(),
+        Role::Server,
+        Some(ws_config()),
+    )
+    .await;
     Ok(Outcome::WebSocket(Box::new(ws)))
+}
+
+/// tungstenite's default read buffer is 128 KiB per connection, zero-filled before every
+/// read: most of an idle WebSocket client's memory, and half the broker's CPU at 10k msg/s
+/// over WebSocket (docs/benchmarks.md). MQTT packets are small; 4 KiB, like a TCP client's
+/// read buffer, and reads of larger ones simply take a few more calls.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4096)
 }
 
 async fn serve_file(stream: &mut Stream, root: &Path, path: &str) -> std::io::Result<()> {
