@@ -31,6 +31,9 @@ class Broker:
             web.mkdir(exist_ok=True)
             (web / "index.html").write_text("<!doctype html><title>midge test</title>hello\n")
         self.log_path = tmp_path / "midge.log"
+        if os.environ.get("MIDGE_DURABLE") and not {"--config", "--data-dir", "--in-memory"} & set(extra):
+            # The whole suite against the durable store: MIDGE_DURABLE=1 pytest tests/e2e
+            extra = (*extra, "--data-dir", str(tmp_path / "data"))
         self.args = [str(MIDGE), "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--web", str(web), *extra]
         self.lines: list[str] = []
         self.tcp_port = self.http_port = None
