@@ -28,6 +28,9 @@ use crate::session::{Inflight, Outgoing, Session, SessionState};
 use crate::store::{self, Op, Progress, Ticket};
 use crate::transport::{Reader, Writer};
 
+/// The most a connection writes (or frames, over WebSocket) at once from its queue.
+const FLUSH_BYTES: usize = 64 * 1024;
+
 /// Why a connection ended.
 #[derive(Debug)]
 enum End {
@@ -374,9 +377,16 @@ impl Connection {
                     Err(e) => return self.violation(e),
                 }
             }
-            self.fill_from_queue();
-            if self.flush().await.is_err() {
-                return End::Lost;
+            // The queue goes out in writes of at most FLUSH_BYTES: one write (or one WebSocket
+            // frame) of a whole deep queue held megabytes per client.
+            loop {
+                let more = self.fill_up_to(FLUSH_BYTES);
+                if self.flush().await.is_err() {
+                    return End::Lost;
+                }
+                if !more {
+                    break;
+                }
             }
             let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
@@ -744,14 +754,23 @@ impl Connection {
 
     /// Moves queued messages into flight, as far as the client's Receive Maximum allows.
     fn fill_from_queue(&mut self) {
+        self.fill_up_to(usize::MAX);
+    }
+
+    /// [`Self::fill_from_queue`] until `out` holds `limit` bytes or more; whether it stopped
+    /// there with messages still to send.
+    fn fill_up_to(&mut self, limit: usize) -> bool {
         let session = self.session.clone();
         let mut state = session.lock();
         // Taken over: the new connection owns the queue and has resent what was in flight;
         // taking more here would strand it on a dead connection.
         if state.generation != self.generation {
-            return;
+            return false;
         }
         while let Some(message) = state.queue.front() {
+            if self.out.len() >= limit {
+                return true;
+            }
             let needs_id = message.qos != QoS::AtMostOnce;
             if needs_id && state.inflight.len() >= self.send_quota {
                 break;
@@ -801,6 +820,7 @@ impl Connection {
             let publish = outgoing_publish(&message, packet_id, false, self.version);
             self.send_publish(publish);
         }
+        false
     }
 
     /// After a reconnect with a session present: the unacknowledged, again (§4.4).
