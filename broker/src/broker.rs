@@ -124,7 +124,9 @@ impl Shared {
         publisher: Option<&str>,
     ) -> Vec<(Arc<Session>, Outgoing)> {
         let publish = &message.publish;
-        let mut plain: HashMap<*const Session, (Arc<Session>, Outgoing)> = HashMap::new();
+        // One entry per matching subscription first; merged per session below. (A hash map
+        // per message, keyed by session, was a tenth of the broker's time in broadcast.)
+        let mut plain: Vec<(Arc<Session>, Outgoing)> = Vec::new();
         let mut shared: Vec<(Arc<Session>, Outgoing)> = Vec::new();
         let router = read(&self.router);
         router.route(&publish.topic, |target| {
@@ -146,22 +148,30 @@ impl Shared {
                 shared.push((target.session.clone(), message));
                 return;
             }
-            let entry = plain.entry(Arc::as_ptr(target.session)).or_insert_with(|| {
-                let message = Outgoing {
-                    message: message.clone(),
-                    qos,
-                    retain,
-                    subscription_ids: Vec::new(),
-                    key: None,
-                };
-                (target.session.clone(), message)
-            });
-            entry.1.qos = entry.1.qos.max(qos);
-            entry.1.retain |= retain;
-            entry.1.subscription_ids.extend(ids);
+            let message = Outgoing {
+                message: message.clone(),
+                qos,
+                retain,
+                subscription_ids: ids.collect(),
+                key: None,
+            };
+            plain.push((target.session.clone(), message));
         });
         drop(router);
-        plain.into_values().chain(shared).collect()
+        // Overlapping subscriptions of one client: one copy, at the highest QoS, with every
+        // subscription identifier.
+        plain.sort_by_key(|(session, _)| Arc::as_ptr(session));
+        plain.dedup_by(|(session, later), (first_session, first)| {
+            if !Arc::ptr_eq(session, first_session) {
+                return false;
+            }
+            first.qos = first.qos.max(later.qos);
+            first.retain |= later.retain;
+            first.subscription_ids.append(&mut later.subscription_ids);
+            true
+        });
+        plain.extend(shared);
+        plain
     }
 
     /// Gives each QoS 1 and 2 message for a persisted session a store key and adds the op
