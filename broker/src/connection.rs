@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use midge_codec::properties::{AckProperties, ConnAckProperties};
 use midge_codec::{
     ByteStr, ConnAck, Connect, DecodeError, Decoder, Disconnect, Packet, PacketId, ProtocolVersion,
@@ -30,6 +31,9 @@ use crate::transport::{Reader, Writer};
 
 /// The most a connection writes (or frames, over WebSocket) at once from its queue.
 const FLUSH_BYTES: usize = 64 * 1024;
+
+/// How many reads that need no waiting a connection takes in before it waits for the store.
+const MAX_GATHERED: usize = 64;
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -355,6 +359,7 @@ impl Connection {
         // Keep alive is enforced at one and a half times the client's interval [MQTT-3.1.2-22].
         let grace = self.keep_alive.map(|k| k + k / 2);
         let mut deadline = grace.map(|g| Instant::now() + g);
+        let mut gathered = 0;
         loop {
             // Every whole packet already buffered first: a client may send CONNECT and more
             // in one segment or WebSocket message.
@@ -377,6 +382,23 @@ impl Connection {
                     Err(e) => return self.violation(e),
                 }
             }
+            // Before waiting for the store, what has already arrived is taken in too, so one
+            // wait covers many packets (a WebSocket client sends each in a message of its own).
+            if self.pending != Ticket::NONE
+                && gathered < MAX_GATHERED
+                && let Some(read) = reader.read(buf).now_or_never()
+            {
+                match read {
+                    Ok(0) | Err(_) => return End::Lost,
+                    Ok(n) => {
+                        metrics::add(&self.shared.metrics.bytes_received, n as u64);
+                        deadline = grace.map(|g| Instant::now() + g);
+                        gathered += 1;
+                        continue;
+                    }
+                }
+            }
+            gathered = 0;
             // The queue goes out in writes of at most FLUSH_BYTES: one write (or one WebSocket
             // frame) of a whole deep queue held megabytes per client.
             loop {
