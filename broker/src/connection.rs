@@ -59,7 +59,7 @@ pub(crate) async fn run(
     shutdown: watch::Receiver<bool>,
     identity: Option<String>,
 ) {
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::new();
     let mut decoder =
         Decoder::new(ProtocolVersion::V5).with_max_packet_size(shared.config.max_packet_size);
     let first = timeout(
@@ -381,6 +381,11 @@ impl Connection {
                     Ok(None) => break,
                     Err(e) => return self.violation(e),
                 }
+            }
+            if buf.is_empty() && buf.capacity() > 0 {
+                // Everything read is decoded: let the buffer go (the payloads it held live on
+                // in their messages), so that an idle client costs no read buffer.
+                *buf = BytesMut::new();
             }
             // Before waiting for the store, what has already arrived is taken in too, so one
             // wait covers many packets (a WebSocket client sends each in a message of its own).

@@ -102,10 +102,16 @@ impl Reader {
     /// Appends what arrives to `buf`; `Ok(0)` when the peer closed. Cancel-safe.
     pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
-            Reader::Tcp(r) => {
+            // Waits for data before taking memory for it, and reads without blocking: an idle
+            // client holds no read buffer (the connection lets an empty one go).
+            Reader::Tcp(r) => loop {
+                r.readable().await?;
                 buf.reserve(4096);
-                r.read_buf(buf).await
-            }
+                match r.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    read => return read,
+                }
+            },
             Reader::Tls(r) => {
                 buf.reserve(4096);
                 r.read_buf(buf).await
