@@ -323,7 +323,10 @@ async fn serve(
         None => Stream::Tcp(stream),
         // The TLS handshake is part of the connection's handshake, under the same timeout.
         Some(tls) => {
-            match tokio::time::timeout(shared.config.connect_timeout(), tls.accept(stream)).await {
+            // Boxed, as the other handshake steps: only a connection in its handshake pays
+            // for the handshake's state.
+            let accept = Box::pin(tls.accept(stream));
+            match tokio::time::timeout(shared.config.connect_timeout(), accept).await {
                 Ok(Ok(tls)) => {
                     // A client certificate is there only if the verifier accepted it.
                     let certificate = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
@@ -343,7 +346,7 @@ async fn serve(
     };
     let (reader, writer) = match kind {
         Kind::Mqtt => transport::stream(stream),
-        Kind::Http => match http::handle(&shared, stream).await {
+        Kind::Http => match Box::pin(http::handle(&shared, stream)).await {
             Ok(http::Outcome::WebSocket(ws)) => transport::ws(*ws),
             Ok(http::Outcome::Done) => return,
             Err(e) => {
