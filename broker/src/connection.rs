@@ -62,8 +62,8 @@ pub(crate) async fn run(
     let mut buf = BytesMut::new();
     let mut decoder =
         Decoder::new(ProtocolVersion::V5).with_max_packet_size(shared.config.max_packet_size);
-    // The steps before and after `serve` are boxed: inline, their state made every
-    // connection's task larger for its whole life (6.3 KiB of an idle client's 11.7).
+    // The steps before and after `serve` are boxed: inline, their state stayed in every
+    // connection's task for its whole life (the task was 6.8 KiB; with them boxed, 2.9).
     let first = Box::pin(timeout(
         shared.config.connect_timeout(),
         read_connect(&mut reader, &mut decoder, &mut buf),
