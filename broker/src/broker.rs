@@ -136,26 +136,19 @@ impl Shared {
             }
             let qos = options.qos.min(publish.qos);
             let retain = publish.retain && options.retain_as_published;
-            let ids = target.subscription.id.into_iter();
-            if target.shared {
-                let message = Outgoing {
-                    message: message.clone(),
-                    qos,
-                    retain,
-                    subscription_ids: ids.collect(),
-                    key: None,
-                };
-                shared.push((target.session.clone(), message));
-                return;
-            }
-            let message = Outgoing {
+            let copy = Outgoing {
                 message: message.clone(),
                 qos,
                 retain,
-                subscription_ids: ids.collect(),
+                subscription_ids: target.subscription.id.into_iter().collect(),
                 key: None,
             };
-            plain.push((target.session.clone(), message));
+            let list = if target.shared {
+                &mut shared
+            } else {
+                &mut plain
+            };
+            list.push((target.session.clone(), copy));
         });
         drop(router);
         // Overlapping subscriptions of one client: one copy, at the highest QoS, with every
