@@ -27,9 +27,9 @@ use std::num::NonZeroU16;
 use bytes::{Bytes, BytesMut};
 use midge_codec::properties::{ConnectProperties, SubscribeProperties};
 use midge_codec::{
-    ByteStr, ConnAck, Connect, DecodeError, Decoder, Disconnect, EncodeError, Packet, PacketId,
-    ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, Subscribe,
-    Subscription, TopicFilter, TopicName, UnsubAck, Unsubscribe, Will,
+    ByteStr, ConnAck, Connect, DecodeError, Decoder, Disconnect, Encode, EncodeError, Packet,
+    PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode,
+    Subscribe, Subscription, TopicFilter, TopicName, UnsubAck, Unsubscribe, Will,
 };
 
 use crate::vec_map::{VecMap, VecSet};
@@ -750,7 +750,9 @@ impl Session {
             .map_err(|e| Failure::Invalid(e.to_string()))
     }
 
-    fn send(&mut self, now: u64, packet: &impl Outbound) {
+    /// Encodes by each packet's own type ([`Encode`]), not through [`Packet`]: then the
+    /// encoders of the packets only a server sends stay out of the client's `.wasm`.
+    fn send(&mut self, now: u64, packet: &impl Encode) {
         // Commands are checked before they get here, so an encode error is a bug in the
         // session; the packet is dropped rather than half written.
         if packet
@@ -810,41 +812,17 @@ fn result_of(code: ReasonCode) -> Result<(), Failure> {
     }
 }
 
-/// What a client sends, each encoded by its own packet type rather than through [`Packet`]:
-/// then the encoders of the packets only a server sends are not in the client's `.wasm`.
-trait Outbound {
-    fn encode(&self, version: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError>;
-}
-
-macro_rules! outbound {
-    ($($packet:ty),*) => {$(
-        impl Outbound for $packet {
-            fn encode(&self, version: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {
-                <$packet>::encode(self, version, dst)
-            }
-        }
-    )*};
-}
-
-outbound!(
-    Connect,
-    Publish,
-    PubAck,
-    PubRec,
-    PubRel,
-    PubComp,
-    Subscribe,
-    Unsubscribe,
-    Disconnect
-);
-
 /// PINGREQ: a fixed header and nothing else (§3.12).
 struct PingReq;
 
-impl Outbound for PingReq {
+impl Encode for PingReq {
     fn encode(&self, _: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {
         dst.extend_from_slice(&[0xC0, 0x00]);
         Ok(())
+    }
+
+    fn encoded_len(&self, _: ProtocolVersion) -> usize {
+        2
     }
 }
 

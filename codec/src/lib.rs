@@ -40,8 +40,8 @@ mod wire;
 pub use decoder::{Decoder, MAX_PACKET_SIZE};
 pub use error::{DecodeError, EncodeError, ErrorKind};
 pub use packet::{
-    Auth, ConnAck, Connect, Disconnect, Packet, PacketId, PacketType, ProtocolVersion, PubAck,
-    PubComp, PubRec, PubRel, Publish, QoS, RetainHandling, SubAck, Subscribe, Subscription,
+    Auth, ConnAck, Connect, Disconnect, Encode, Packet, PacketId, PacketType, ProtocolVersion,
+    PubAck, PubComp, PubRec, PubRel, Publish, QoS, RetainHandling, SubAck, Subscribe, Subscription,
     SubscriptionOptions, UnsubAck, Unsubscribe, Will,
 };
 pub use properties::{PropertyId, SubscriptionId, UserProperty};

@@ -448,8 +448,28 @@ fn encode_packet<B: Body>(
 
 /// Each packet struct encodes on its own too, so a broker can send a shared `Publish`
 /// without building a [`Packet`] around it; and converts into a [`Packet`].
+/// Encoding for code that is generic over the packet structs, or sends only some of them:
+/// a client encoding each packet by its own type carries no encoder for the packets only a
+/// server sends, as it would through [`Packet::encode`].
+pub trait Encode {
+    /// Appends the packet, fixed header included, to `dst`: see [`Packet::encode`].
+    fn encode(&self, version: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError>;
+    /// The number of bytes [`Encode::encode`] writes: see [`Packet::encoded_len`].
+    fn encoded_len(&self, version: ProtocolVersion) -> usize;
+}
+
 macro_rules! packet_structs {
     ($($ty:ident),*) => {$(
+        impl Encode for $ty {
+            fn encode(&self, version: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {
+                encode_packet(self, version, dst)
+            }
+
+            fn encoded_len(&self, version: ProtocolVersion) -> usize {
+                $ty::encoded_len(self, version)
+            }
+        }
+
         impl $ty {
             /// Appends this packet, fixed header included, to `dst`: see [`Packet::encode`].
             #[inline]
@@ -550,6 +570,24 @@ pub(crate) mod test_util;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Through the trait, a packet struct encodes as it does through [`Packet`].
+    #[test]
+    fn encode_trait_agrees_with_packet() {
+        fn check(packet: impl Encode + Clone + Into<Packet>, version: ProtocolVersion) {
+            let (mut ours, mut theirs) = (BytesMut::new(), BytesMut::new());
+            Encode::encode(&packet, version, &mut ours).unwrap();
+            packet.clone().into().encode(version, &mut theirs).unwrap();
+            assert_eq!(ours, theirs);
+            assert_eq!(Encode::encoded_len(&packet, version), ours.len());
+        }
+        let topic = crate::TopicName::try_from("a/b").unwrap();
+        for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+            check(Publish::new(topic.clone(), "x"), version);
+            check(PubAck::new(PacketId::new(7).unwrap()), version);
+            check(Disconnect::default(), version);
+        }
+    }
 
     /// Packets are moved through the decoder and queued by the broker: the big, rare ones
     /// (CONNECT, CONNACK, PUBLISH properties) are boxed so that every packet stays small.
