@@ -17,6 +17,13 @@ mod timer;
 mod typescript;
 mod vec_map;
 
+/// The allocator: talc instead of the standard library's dlmalloc, for size. It reuses freed
+/// memory (the client runs for days) and needs no lock: `new_wasm_dynamic_allocator` is a
+/// `const fn` that fails the build on any target but single-threaded WebAssembly.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 /// The client in headless Chromium against a live broker (see the module).
 #[cfg(all(test, target_arch = "wasm32"))]
 mod browser_tests;
