@@ -16,7 +16,7 @@ use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Object, Promise};
 use midge_codec::properties::SubscribeProperties;
-use midge_codec::{ProtocolVersion, Publish, ReasonCode, Subscription, TopicFilter};
+use midge_codec::{ProtocolVersion, Publish, ReasonCode, Subscription, TopicError, TopicFilter};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::EventTarget;
@@ -29,6 +29,7 @@ use crate::options::{
 };
 use crate::session::{Closed, Event, Session, Token};
 use crate::socket::{Socket, SocketEvent};
+use crate::text::{cat, decimal, reason};
 use crate::timer::{Timer, now};
 use crate::vec_map::{VecMap, VecSet};
 
@@ -228,7 +229,7 @@ pub fn connect(
     #[wasm_bindgen(unchecked_optional_param_type = "ConnectOptions")] options: JsValue,
 ) -> Promise {
     let (promise, deferred) = Deferred::new();
-    let parsed = connection(options).map_err(|e| format!("connect options: {e}"));
+    let parsed = connection(options).map_err(|e| cat(&["connect options: ", &e]));
     let connection = match parsed {
         Ok(connection) => connection,
         Err(why) => {
@@ -355,7 +356,7 @@ impl Inner {
             Err(e) => {
                 let why = js_message(&e);
                 if let Some(first) = self.first.take() {
-                    let message = format!("cannot connect to {}: {why}", self.url);
+                    let message = cat(&["cannot connect to ", &self.url, ": ", &why]);
                     first.reject(fx, error::error(&message));
                     self.finish(fx, "the first connection failed");
                 } else {
@@ -442,10 +443,12 @@ impl Inner {
                 if let Some(Call::Unsubscribe { deferred, filters }) = self.calls.remove(&token) {
                     match reason_codes.iter().find(|c| c.is_error()) {
                         Some(code) if reason_codes.iter().all(|c| c.is_error()) => {
-                            let message = format!(
-                                "unsubscribe from {} refused by the broker: {code}",
-                                filters.join(", ")
-                            );
+                            let message = cat(&[
+                                "unsubscribe from ",
+                                &filters.join(", "),
+                                " refused by the broker: ",
+                                &reason(*code),
+                            ]);
                             deferred.reject(fx, error::refused(&message, *code));
                         }
                         _ => deferred.resolve(fx, JsValue::UNDEFINED),
@@ -487,11 +490,12 @@ impl Inner {
         let error = error::closed(&self.url, &why);
         if let Some(first) = self.first.take() {
             let error = error.unwrap_or_else(|| {
-                error::error(&format!(
-                    "cannot connect to {}: {}",
-                    self.url,
-                    self.close_text()
-                ))
+                error::error(&cat(&[
+                    "cannot connect to ",
+                    &self.url,
+                    ": ",
+                    &self.close_text(),
+                ]))
             });
             first.reject(fx, error);
             self.finish(fx, "the first connection failed");
@@ -524,10 +528,17 @@ impl Inner {
 
     fn close_text(&self) -> String {
         match &self.last_close {
-            Some((code, reason)) if !reason.is_empty() => {
-                format!("the WebSocket closed with code {code} ({reason})")
-            }
-            Some((code, _)) => format!("the WebSocket closed with code {code}"),
+            Some((code, why)) if !why.is_empty() => cat(&[
+                "the WebSocket closed with code ",
+                &decimal(u64::from(*code)),
+                " (",
+                why,
+                ")",
+            ]),
+            Some((code, _)) => cat(&[
+                "the WebSocket closed with code ",
+                &decimal(u64::from(*code)),
+            ]),
             None => "the WebSocket closed".to_owned(),
         }
     }
@@ -560,7 +571,7 @@ impl Inner {
         self.retry = None;
         self.online = None;
         for (_, call) in std::mem::take(&mut self.calls) {
-            let message = format!("{why}: {}", call_kind(&call));
+            let message = cat(&[why, ": ", &call_kind(&call)]);
             call.reject(fx, error::error(&message));
         }
         for stream in self.streams.drain(..) {
@@ -590,12 +601,12 @@ impl Inner {
 
 fn call_kind(call: &Call) -> String {
     match call {
-        Call::Publish { topic, .. } => format!("publish to \"{topic}\" not completed"),
+        Call::Publish { topic, .. } => cat(&["publish to \"", topic, "\" not completed"]),
         Call::Subscribe { filters, .. } => {
-            format!("subscribe to {} not answered", filters.join(", "))
+            cat(&["subscribe to ", &filters.join(", "), " not answered"])
         }
         Call::Unsubscribe { filters, .. } => {
-            format!("unsubscribe from {} not answered", filters.join(", "))
+            cat(&["unsubscribe from ", &filters.join(", "), " not answered"])
         }
     }
 }
@@ -618,10 +629,12 @@ fn settle_subscribe(
         .collect();
     match codes.first() {
         Some(code) if codes.iter().all(|c| c.is_error()) => {
-            let message = format!(
-                "subscribe to {} refused by the broker: {code}",
-                filters.join(", ")
-            );
+            let message = cat(&[
+                "subscribe to ",
+                &filters.join(", "),
+                " refused by the broker: ",
+                &reason(*code),
+            ]);
             deferred.reject(fx, error::refused(&message, *code));
         }
         _ => deferred.resolve(fx, granted.into()),
@@ -676,10 +689,12 @@ impl MqttClient {
 
     fn listen(&self, event: &str, handler: Function, once: bool) -> Result<(), JsValue> {
         let Some(event) = EVENTS.iter().find(|e| **e == event) else {
-            return Err(error::error(&format!(
-                "unknown event \"{event}\"; the events are {}",
-                EVENTS.join(", ")
-            )));
+            return Err(error::error(&cat(&[
+                "unknown event \"",
+                event,
+                "\"; the events are ",
+                &EVENTS.join(", "),
+            ])));
         };
         self.shared.borrow_mut().listeners.push(Listener {
             event,
@@ -697,7 +712,7 @@ impl MqttClient {
         #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] payload: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "PublishOptions")] options: JsValue,
     ) -> Promise {
-        let what = format!("publish to \"{topic}\"");
+        let what = cat(&["publish to \"", &topic, "\""]);
         self.command(
             what,
             publish_packet(&topic, &payload, options),
@@ -771,9 +786,9 @@ impl MqttClient {
         let (promise, deferred) = Deferred::new();
         let mut fx = Effects::new();
         match prepared {
-            Err(why) => deferred.reject(&mut fx, error::error(&format!("{what}: {why}"))),
+            Err(why) => deferred.reject(&mut fx, error::error(&cat(&[&what, ": ", &why]))),
             Ok(_) if self.shared.borrow().state == State::Ended => {
-                let message = format!("cannot {what}: the client has ended");
+                let message = cat(&["cannot ", &what, ": the client has ended"]);
                 deferred.reject(&mut fx, error::error(&message));
             }
             Ok(args) => start(&mut self.shared.borrow_mut(), args, deferred),
@@ -823,12 +838,9 @@ impl MqttClient {
         filter: String,
         #[wasm_bindgen(unchecked_optional_param_type = "SubscribeOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let filter = TopicFilter::try_from(filter.as_str()).map_err(|e| {
-            error::error(&format!(
-                "messages: \"{filter}\" is not a valid topic filter: {e}"
-            ))
-        })?;
-        let wrong = |e: String| error::error(&format!("messages options: {e}"));
+        let filter = TopicFilter::try_from(filter.as_str())
+            .map_err(|e| error::error(&cat(&["messages: ", &not_a_filter(&filter, e)])))?;
+        let wrong = |e: String| error::error(&cat(&["messages options: ", &e]));
         let options = Fields::read(options, "", SUBSCRIBE).map_err(wrong)?;
         let subscription = Subscription {
             filter: filter.clone(),
@@ -927,11 +939,13 @@ fn filter_list(filters: &JsValue) -> Result<Vec<TopicFilter>, String> {
     }
     names
         .iter()
-        .map(|n| {
-            TopicFilter::try_from(n.as_str())
-                .map_err(|e| format!("\"{n}\" is not a valid topic filter: {e}"))
-        })
+        .map(|n| TopicFilter::try_from(n.as_str()).map_err(|e| not_a_filter(n, e)))
         .collect()
+}
+
+/// `"a/#/b" is not a valid topic filter: '#' is not the whole last level`.
+fn not_a_filter(name: &str, e: TopicError) -> String {
+    cat(&["\"", name, "\" is not a valid topic filter: ", e.text()])
 }
 
 fn subscriptions(
@@ -950,8 +964,8 @@ fn subscriptions(
             let entry: Array = entry.unchecked_into();
             let name = entry.get(0).as_string().unwrap_or_default();
             let own = Fields::read(entry.get(1), &name, SUBSCRIBE)?;
-            let filter = TopicFilter::try_from(name.as_str())
-                .map_err(|e| format!("\"{name}\" is not a valid topic filter: {e}"))?;
+            let filter =
+                TopicFilter::try_from(name.as_str()).map_err(|e| not_a_filter(&name, e))?;
             let options = subscription_options(common.as_ref(), own.as_ref())?;
             list.push(Subscription { filter, options });
         }

@@ -6,6 +6,7 @@ use midge_codec::ReasonCode;
 use wasm_bindgen::JsValue;
 
 use crate::session::{Closed, Failure};
+use crate::text::{cat, decimal, reason};
 
 /// A JS `Error` with `message`.
 pub(crate) fn error(message: &str) -> JsValue {
@@ -24,14 +25,22 @@ pub(crate) fn refused(message: &str, code: ReasonCode) -> JsValue {
 pub(crate) fn publish_failed(topic: &str, failure: &Failure, queue_limit: usize) -> JsValue {
     match failure {
         Failure::Refused(code) => refused(
-            &format!("publish to \"{topic}\" refused by the broker: {code}"),
+            &cat(&[
+                "publish to \"",
+                topic,
+                "\" refused by the broker: ",
+                &reason(*code),
+            ]),
             *code,
         ),
-        Failure::Invalid(why) => error(&format!("cannot publish to \"{topic}\": {why}")),
-        Failure::QueueFull => error(&format!(
-            "cannot publish to \"{topic}\": offline and the queue is full \
-             ({queue_limit} messages); wait for the connection"
-        )),
+        Failure::Invalid(why) => error(&cat(&["cannot publish to \"", topic, "\": ", why])),
+        Failure::QueueFull => error(&cat(&[
+            "cannot publish to \"",
+            topic,
+            "\": offline and the queue is full (",
+            &decimal(queue_limit as u64),
+            " messages); wait for the connection",
+        ])),
     }
 }
 
@@ -39,19 +48,34 @@ pub(crate) fn publish_failed(topic: &str, failure: &Failure, queue_limit: usize)
 pub(crate) fn closed(url: &str, why: &Closed) -> Option<JsValue> {
     Some(match why {
         Closed::Refused(code) => refused(
-            &format!("the broker at {url} refused the connection: {code}"),
+            &cat(&[
+                "the broker at ",
+                url,
+                " refused the connection: ",
+                &reason(*code),
+            ]),
             *code,
         ),
         Closed::ByServer(code) if code.is_error() => refused(
-            &format!("the broker at {url} closed the connection: {code}"),
+            &cat(&[
+                "the broker at ",
+                url,
+                " closed the connection: ",
+                &reason(*code),
+            ]),
             *code,
         ),
-        Closed::Timeout => error(&format!(
-            "the broker at {url} did not answer in time (CONNACK or PINGRESP)"
-        )),
-        Closed::ProtocolError(why) => error(&format!(
-            "the broker at {url} broke the MQTT protocol: {why}"
-        )),
+        Closed::Timeout => error(&cat(&[
+            "the broker at ",
+            url,
+            " did not answer in time (CONNACK or PINGRESP)",
+        ])),
+        Closed::ProtocolError(why) => error(&cat(&[
+            "the broker at ",
+            url,
+            " broke the MQTT protocol: ",
+            why,
+        ])),
         Closed::ByServer(_) | Closed::TransportClosed | Closed::Requested => return None,
     })
 }

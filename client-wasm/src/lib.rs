@@ -13,6 +13,7 @@ mod objects;
 mod options;
 pub mod session;
 mod socket;
+mod text;
 mod timer;
 mod typescript;
 mod vec_map;

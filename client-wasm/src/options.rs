@@ -1,4 +1,4 @@
-//! The options objects of the JS API, read with serde-wasm-bindgen, and turned into
+//! The options objects of the JS API, read by hand (`Reflect.get`), and turned into
 //! midge-codec types. Every field is optional; the names are MQTT.js's where MQTT.js has one.
 //! A wrong option is a readable error naming it, never a silently ignored field.
 
@@ -7,6 +7,7 @@ use std::num::{NonZeroU16, NonZeroU32};
 use bytes::Bytes;
 use js_sys::{ArrayBuffer, Object, Uint8Array};
 use midge_codec::properties::{PublishProperties, SubscribeProperties, WillProperties};
+use midge_codec::text::push_digits;
 use midge_codec::{
     ByteStr, ProtocolVersion, QoS, RetainHandling, SubscriptionId, SubscriptionOptions, TopicName,
     UserProperty, Will,
@@ -14,6 +15,7 @@ use midge_codec::{
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::session::Options;
+use crate::text::{cat, decimal, written};
 
 /// `reconnect: { initialDelayMs, maxDelayMs, jitter }`, or `false`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -63,16 +65,17 @@ impl Fields {
             return Ok(None);
         }
         if !value.is_object() || value.is_instance_of::<js_sys::Array>() {
-            return Err(format!("{} must be an object", name(path, "options")));
+            return Err(cat(&[&name(path, "options"), " must be an object"]));
         }
         for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
             let key = key.as_string().unwrap_or_default();
             if !known.contains(&key.as_str()) {
-                return Err(format!(
-                    "unknown option {}; the options here are {}",
-                    name(path, &key),
-                    known.join(", ")
-                ));
+                return Err(cat(&[
+                    "unknown option ",
+                    &name(path, &key),
+                    "; the options here are ",
+                    &known.join(", "),
+                ]));
             }
         }
         Ok(Some(Fields {
@@ -83,6 +86,11 @@ impl Fields {
 
     fn name(&self, key: &str) -> String {
         name(&self.path, key)
+    }
+
+    /// `will.qos must be 0, 1 or 2`: the option's name, then `why`.
+    fn wrong(&self, key: &str, why: &str) -> String {
+        cat(&[&self.name(key), why])
     }
 
     /// The value of `key`, unless it is `undefined` or `null`.
@@ -96,7 +104,7 @@ impl Fields {
         self.get(key)
             .map(|v| {
                 v.as_string()
-                    .ok_or_else(|| format!("{} must be a string", self.name(key)))
+                    .ok_or_else(|| self.wrong(key, " must be a string"))
             })
             .transpose()
     }
@@ -105,7 +113,7 @@ impl Fields {
         self.get(key)
             .map(|v| {
                 v.as_bool()
-                    .ok_or_else(|| format!("{} must be true or false", self.name(key)))
+                    .ok_or_else(|| self.wrong(key, " must be true or false"))
             })
             .transpose()
     }
@@ -114,7 +122,7 @@ impl Fields {
         self.get(key)
             .map(|v| {
                 v.as_f64()
-                    .ok_or_else(|| format!("{} must be a number", self.name(key)))
+                    .ok_or_else(|| self.wrong(key, " must be a number"))
             })
             .transpose()
     }
@@ -126,10 +134,13 @@ impl Fields {
             Some(n) if n.fract() == 0.0 && n >= f64::from(min) && n <= f64::from(max) => {
                 Ok(Some(n as u32))
             }
-            Some(_) => Err(format!(
-                "{} must be a whole number from {min} to {max}",
-                self.name(key)
-            )),
+            Some(_) => Err(cat(&[
+                &self.name(key),
+                " must be a whole number from ",
+                &decimal(min.into()),
+                " to ",
+                &decimal(max.into()),
+            ])),
         }
     }
 
@@ -137,7 +148,7 @@ impl Fields {
         Ok(
             match self
                 .integer(key, 0, 2)
-                .map_err(|_| format!("{} must be 0, 1 or 2", self.name(key)))?
+                .map_err(|_| self.wrong(key, " must be 0, 1 or 2"))?
             {
                 None | Some(0) => QoS::AtMostOnce,
                 Some(1) => QoS::AtLeastOnce,
@@ -148,7 +159,7 @@ impl Fields {
 
     fn payload(&self, key: &str) -> Result<Option<Bytes>, String> {
         self.get(key)
-            .map(|v| payload(&v).map_err(|e| format!("{}: {e}", self.name(key))))
+            .map(|v| payload(&v).map_err(|e| self.wrong(key, &cat(&[": ", &e]))))
             .transpose()
     }
 
@@ -173,7 +184,7 @@ impl Fields {
         };
         let what = self.name(key);
         if !map.is_object() {
-            return Err(format!("{what} must be an object of strings"));
+            return Err(cat(&[&what, " must be an object of strings"]));
         }
         let mut pairs = Vec::new();
         for entry in Object::entries(map.unchecked_ref()).iter() {
@@ -186,7 +197,12 @@ impl Fields {
             };
             for value in values {
                 let value = value.as_string().ok_or_else(|| {
-                    format!("{what}.{name} must be a string or an array of strings")
+                    cat(&[
+                        &what,
+                        ".",
+                        &name,
+                        " must be a string or an array of strings",
+                    ])
                 })?;
                 pairs.push(UserProperty {
                     name: byte_str(&name, &what)?,
@@ -202,12 +218,15 @@ fn name(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
     } else {
-        format!("{path}.{key}")
+        cat(&[path, ".", key])
     }
 }
 
 fn byte_str(s: &str, what: &str) -> Result<ByteStr, String> {
-    ByteStr::try_from(s).map_err(|e| format!("{what}: \"{s}\" is not valid: {e}"))
+    ByteStr::try_from(s).map_err(|e| {
+        let why = written(|out| e.write_text(out));
+        cat(&[what, ": \"", s, "\" is not valid: ", &why])
+    })
 }
 
 /// A payload: a string (sent as UTF-8), a `Uint8Array`, an `ArrayBuffer`, or nothing (empty).
@@ -226,7 +245,8 @@ pub(crate) fn payload(value: &JsValue) -> Result<Bytes, String> {
 }
 
 pub(crate) fn topic_name(topic: &str) -> Result<TopicName, String> {
-    TopicName::try_from(topic).map_err(|e| format!("\"{topic}\" is not a valid topic name: {e}"))
+    TopicName::try_from(topic)
+        .map_err(|e| cat(&["\"", topic, "\" is not a valid topic name: ", e.text()]))
 }
 
 /// What `connect` needs beyond the session's options.
@@ -293,7 +313,12 @@ pub(crate) fn connection(value: JsValue) -> Result<Connection, String> {
     };
     if options.client_id.is_empty() && !options.version.is_v5() {
         // 3.1.1 servers need not accept an empty client id; make one up, as MQTT.js does.
-        options.client_id = format!("midge-{:08x}", (js_random() * f64::from(u32::MAX)) as u32);
+        let id = (js_random() * f64::from(u32::MAX)) as u32;
+        options.client_id = written(|out| {
+            out.push_str("midge-");
+            push_digits(out, id.into(), 16, 8);
+            out.make_ascii_lowercase();
+        });
     }
     if let Some(clean) = o.bool("clean")? {
         options.clean_start = clean;
@@ -359,7 +384,7 @@ pub(crate) fn connection(value: JsValue) -> Result<Connection, String> {
 
 fn read_will(w: &Fields) -> Result<Will, String> {
     let topic = w.string("topic")?.ok_or("will.topic is missing")?;
-    let topic = topic_name(&topic).map_err(|e| format!("will.topic: {e}"))?;
+    let topic = topic_name(&topic).map_err(|e| cat(&["will.topic: ", &e]))?;
     let mut properties = WillProperties::default();
     if let Some(p) = w.object("properties", WILL_PROPERTIES)? {
         properties.will_delay_interval = p.integer("willDelayInterval", 0, u32::MAX)?;
@@ -387,7 +412,7 @@ fn message_properties(p: &Fields) -> Result<PublishProperties, String> {
         content_type: p.byte_str("contentType")?,
         response_topic: p
             .string("responseTopic")?
-            .map(|t| topic_name(&t).map_err(|e| format!("{}: {e}", p.name("responseTopic"))))
+            .map(|t| topic_name(&t).map_err(|e| p.wrong("responseTopic", &cat(&[": ", &e]))))
             .transpose()?,
         correlation_data: p.payload("correlationData")?,
         user_properties: p.user_properties("userProperties")?,

@@ -32,6 +32,7 @@ use midge_codec::{
     Subscribe, Subscription, TopicFilter, TopicName, UnsubAck, Unsubscribe, Will,
 };
 
+use crate::text::{cat, decimal, written};
 use crate::vec_map::{VecMap, VecSet};
 
 /// Identifies a command, so its outcome can be matched to it (a Promise, in the shell).
@@ -457,7 +458,7 @@ impl Session {
             | Packet::Subscribe(_)
             | Packet::Unsubscribe(_)
             | Packet::PingReq => {
-                let what = format!("a server does not send {}", packet.packet_type());
+                let what = cat(&["a server does not send ", packet.packet_type().name()]);
                 self.violation(now, ReasonCode::ProtocolError, &what);
             }
         }
@@ -483,7 +484,7 @@ impl Session {
         }
         if let Some(id) = &p.assigned_client_identifier {
             // Reconnections must name the session the server made for us.
-            self.options.client_id = id.to_string();
+            self.options.client_id = id.as_str().to_owned();
         }
         self.connected_once = true;
         let session_present = ack.session_present;
@@ -739,15 +740,17 @@ impl Session {
         }
         let len = probe.encoded_len(self.options.version);
         if len > self.server_max_packet {
-            return Err(Failure::Invalid(format!(
-                "the message is {len} bytes; the server accepts at most {}",
-                self.server_max_packet
-            )));
+            return Err(Failure::Invalid(cat(&[
+                "the message is ",
+                &decimal(len as u64),
+                " bytes; the server accepts at most ",
+                &decimal(self.server_max_packet as u64),
+            ])));
         }
         let mut scratch = BytesMut::new();
         probe
             .encode(self.options.version, &mut scratch)
-            .map_err(|e| Failure::Invalid(e.to_string()))
+            .map_err(|e| Failure::Invalid(written(|out| e.write_text(out))))
     }
 
     /// Encodes by each packet's own type ([`Encode`]), not through [`Packet`]: then the
@@ -764,7 +767,7 @@ impl Session {
     }
 
     fn protocol_error(&mut self, now: u64, e: &DecodeError) {
-        self.violation(now, e.reason_code(), &e.to_string());
+        self.violation(now, e.reason_code(), &written(|out| e.write_text(out)));
     }
 
     fn violation(&mut self, now: u64, code: ReasonCode, why: &str) {

@@ -34,6 +34,8 @@ pub mod packet;
 pub mod properties;
 mod reason;
 mod string;
+#[cfg(feature = "text")]
+pub mod text;
 pub mod topic;
 mod wire;
 
