@@ -10,9 +10,9 @@ use midge_codec::{Publish, QoS, TopicFilter};
 
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::metrics::{self, Gauges, Metrics};
+use crate::metrics::{Gauges, Metrics};
 use crate::router::Router;
-use crate::session::{Inflight, Message, Outgoing, QueueLimits, Session};
+use crate::session::{Inflight, Message, Outgoing, QueueLimits, Queued, Session};
 use crate::store::{Op, Snapshot, Store, Ticket};
 
 /// What all connection tasks share.
@@ -29,6 +29,19 @@ pub(crate) struct Shared {
     pub(crate) auth_permits: Arc<tokio::sync::Semaphore>,
     /// Where persistent sessions and retained messages are kept.
     pub(crate) store: Arc<dyn Store>,
+    /// Wakes publishers held back by a subscriber's queue when one drains (or its client
+    /// goes); each checks whether its own are among them.
+    pub(crate) drained: tokio::sync::Notify,
+}
+
+/// What became of a published message.
+#[must_use]
+pub(crate) struct Published {
+    /// When it is durable for every persistent session it reaches.
+    pub(crate) ticket: Ticket,
+    /// The sessions whose queues it took past their high-water mark: the publisher waits
+    /// for them before it sends more (see `Connection::wait_for_room`).
+    pub(crate) congested: Vec<Arc<Session>>,
 }
 
 /// A poisoned lock means a task panicked mid-update; the maps are still consistent enough
@@ -55,6 +68,7 @@ impl Shared {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
             store,
+            drained: tokio::sync::Notify::new(),
         }
     }
 
@@ -64,6 +78,7 @@ impl Shared {
             max_queued_bytes: self.config.max_queued_bytes,
             max_total_queued_bytes: self.config.max_total_queued_bytes,
             total_queued_bytes: &self.queued_bytes,
+            dropped: &self.metrics.messages_dropped,
         }
     }
 
@@ -78,14 +93,13 @@ impl Shared {
     /// Delivers a message to every matching subscription, and keeps it if it is retained.
     /// `publisher` is the client it came from (for No Local), if any; `ops` are its own
     /// changes to the store (inbound QoS 2 state), written in the same transaction as the
-    /// message's. The ticket says when the message is durable for every persistent session
-    /// it reaches and in the retained set.
+    /// message's.
     pub(crate) fn publish(
         &self,
         publish: Publish,
         publisher: Option<&str>,
         ops: Vec<Op>,
-    ) -> Ticket {
+    ) -> Published {
         let message = Message::new(publish);
         let targets = self.route(&message, publisher);
         let (targets, mut ops) = self.prepare(targets, ops);
@@ -111,8 +125,8 @@ impl Shared {
         } else {
             self.store.submit_all(ops)
         };
-        self.enqueue(targets);
-        ticket
+        let congested = self.enqueue(targets);
+        Published { ticket, congested }
     }
 
     /// The sessions `message` goes to, each with its copy: one per client for overlapping
@@ -187,28 +201,27 @@ impl Shared {
         (targets, ops)
     }
 
-    /// Queues prepared messages; one a full queue refuses leaves the store again.
-    fn enqueue(&self, targets: Vec<(Arc<Session>, Outgoing)>) {
+    /// Queues prepared messages; one a full queue refuses leaves the store again. Returns
+    /// the sessions whose queues are now past their high-water mark.
+    fn enqueue(&self, targets: Vec<(Arc<Session>, Outgoing)>) -> Vec<Arc<Session>> {
         let limits = self.limits();
+        let mut congested = Vec::new();
         for (session, message) in targets {
             let key = message.key;
-            if session.enqueue(message, limits) {
-                continue;
+            match session.enqueue(message, limits) {
+                Queued::Yes => continue,
+                Queued::Congested => {
+                    congested.push(session);
+                    continue;
+                }
+                Queued::Dropped => {}
             }
             if let Some(key) = key {
                 let client_id = session.client_id.clone();
                 self.store.submit(Op::Forget { client_id, key });
             }
-            if session.is_connected() {
-                metrics::add(&self.metrics.messages_dropped, 1);
-                // A line per drop was a quarter of the broker's CPU under overload; the count
-                // is in the metrics, the log says it at the 1st, 2nd, 4th, 8th ... drop.
-                let dropped = session.lock().dropped;
-                if dropped.is_power_of_two() {
-                    tracing::warn!(client = %session.client_id, dropped, "queue full: messages dropped");
-                }
-            }
         }
+        congested
     }
 
     /// Queues retained messages for `session` on its subscription (written to the store
@@ -221,7 +234,8 @@ impl Shared {
         let targets = messages.into_iter().map(|m| (session.clone(), m)).collect();
         let (targets, ops) = self.prepare(targets, Vec::new());
         let ticket = self.store.submit_all(ops);
-        self.enqueue(targets);
+        // The subscriber's own queue: its own connection drains it, nobody waits for it.
+        let _ = self.enqueue(targets);
         ticket
     }
 
@@ -284,6 +298,8 @@ impl Shared {
             state.clear(&self.queued_bytes);
             filters
         };
+        // Publishers held back by its queue go on.
+        self.drained.notify_waiters();
         let mut router = self.router();
         for filter in &filters {
             router.unsubscribe(&session.client_id, filter);

@@ -33,6 +33,12 @@ pub struct Config {
     pub max_queued_bytes: usize,
     /// How many bytes may wait for all clients together.
     pub max_total_queued_bytes: usize,
+    /// How long a publisher may be kept waiting, in milliseconds, while a connected
+    /// subscriber's queue it feeds is more than half full (the broker stops reading from the
+    /// publisher meanwhile, so TCP slows it down). A subscriber that does not drain its
+    /// queue in that time no longer holds publishers back until it catches up; its queue
+    /// then drops messages when full. 0: publishers never wait.
+    pub max_publisher_wait_ms: u64,
     /// How many QoS 1 and 2 messages may be in flight to one client (capped by the client's
     /// own Receive Maximum), and how many QoS 2 messages it may have in flight to us.
     pub receive_maximum: u16,
@@ -107,6 +113,7 @@ impl Default for Config {
             max_queued_messages: 1000,
             max_queued_bytes: 16 * 1024 * 1024,
             max_total_queued_bytes: 1024 * 1024 * 1024,
+            max_publisher_wait_ms: 1000,
             receive_maximum: 100,
             topic_alias_maximum: 64,
             connect_timeout_secs: 10,
@@ -225,6 +232,10 @@ impl Config {
 
     pub(crate) fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_secs)
+    }
+
+    pub(crate) fn max_publisher_wait(&self) -> Duration {
+        Duration::from_millis(self.max_publisher_wait_ms)
     }
 }
 

@@ -183,6 +183,9 @@ struct Connection {
     /// connection's changes: what `out` holds is sent only once that is durable.
     progress: Option<watch::Receiver<Progress>>,
     pending: Ticket,
+    /// Sessions the client's last PUBLISH filled past their high-water mark: nothing more
+    /// is read from the client until they have drained (or waiting has taken too long).
+    congested: Vec<Arc<Session>>,
 }
 
 impl Connection {
@@ -343,6 +346,7 @@ impl Connection {
                 .then(|| Bucket::new(max_publish_rate, std::time::Instant::now())),
             progress: shared.store.progress(),
             pending,
+            congested: Vec::new(),
             shared,
         };
         tracing::debug!(client = %client_id, %peer, %version, session_present, "connected");
@@ -385,6 +389,13 @@ impl Connection {
                             let _ = self.flush().await;
                             return end;
                         }
+                        if !self.congested.is_empty() {
+                            if let Some(end) = self.wait_for_room(&mut shutdown).await {
+                                return end;
+                            }
+                            // Waiting for subscribers is not the client being silent.
+                            deadline = grace.map(|g| Instant::now() + g);
+                        }
                     }
                     Ok(None) => break,
                     Err(e) => return self.violation(e),
@@ -412,16 +423,8 @@ impl Connection {
                 }
             }
             gathered = 0;
-            // The queue goes out in writes of at most FLUSH_BYTES: one write (or one WebSocket
-            // frame) of a whole deep queue held megabytes per client.
-            loop {
-                let more = self.fill_up_to(FLUSH_BYTES);
-                if self.flush().await.is_err() {
-                    return End::Lost;
-                }
-                if !more {
-                    break;
-                }
+            if self.send_queue().await.is_err() {
+                return End::Lost;
             }
             let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
@@ -459,6 +462,44 @@ impl Connection {
         tokio::select! {
             () = tokio::time::sleep(wait) => None,
             _ = shutdown.changed() => Some(End::Shutdown),
+        }
+    }
+
+    /// Backpressure: while a subscriber's queue this client's messages went to is past its
+    /// high-water mark, nothing more is read from the client (TCP flow control then slows
+    /// it down), for at most `max_publisher_wait`; a subscriber that has not drained by
+    /// then is marked stalled and holds no one back until it catches up. The client's own
+    /// deliveries and acknowledgements still go out meanwhile.
+    async fn wait_for_room(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<End> {
+        let give_up = Instant::now() + self.shared.config.max_publisher_wait();
+        let shared = self.shared.clone();
+        loop {
+            // Registered before the check, so that a drain in between is not missed.
+            let drained = shared.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            self.congested.retain(|session| session.holds_back());
+            if self.congested.is_empty() {
+                return None;
+            }
+            if self.send_queue().await.is_err() {
+                return Some(End::Lost);
+            }
+            tokio::select! {
+                () = &mut drained => {}
+                () = self.waker.notified() => {
+                    if self.session.lock().generation != self.generation {
+                        return Some(End::TakenOver);
+                    }
+                }
+                () = sleep_until(give_up) => {
+                    for session in self.congested.drain(..) {
+                        session.stall();
+                    }
+                    return None;
+                }
+                _ = shutdown.changed() => return Some(End::Shutdown),
+            }
         }
     }
 
@@ -611,12 +652,14 @@ impl Connection {
         let client = self.session.client_id.clone();
         match (qos, packet_id) {
             (QoS::AtMostOnce, _) | (_, None) => {
-                self.shared.publish(publish, Some(&client), Vec::new());
+                let published = self.shared.publish(publish, Some(&client), Vec::new());
+                self.congested.extend(published.congested);
             }
             (QoS::AtLeastOnce, Some(id)) => {
                 // PUBACK goes out once the message is durable (see `flush`).
-                let ticket = self.shared.publish(publish, Some(&client), Vec::new());
-                self.pending = self.pending.max(ticket);
+                let published = self.shared.publish(publish, Some(&client), Vec::new());
+                self.congested.extend(published.congested);
+                self.pending = self.pending.max(published.ticket);
                 self.send(&Packet::PubAck(PubAck::new(id)));
             }
             (QoS::ExactlyOnce, Some(id)) => {
@@ -647,8 +690,9 @@ impl Connection {
                             packet_id,
                         });
                     }
-                    let ticket = self.shared.publish(publish, Some(&client), ops);
-                    self.pending = self.pending.max(ticket);
+                    let published = self.shared.publish(publish, Some(&client), ops);
+                    self.congested.extend(published.congested);
+                    self.pending = self.pending.max(published.ticket);
                 }
                 self.send(&Packet::PubRec(PubRec::new(id)));
             }
@@ -804,6 +848,7 @@ impl Connection {
         }
         while let Some(message) = state.queue.front() {
             if self.out.len() >= limit {
+                self.wake_publishers(&mut state);
                 return true;
             }
             let needs_id = message.qos != QoS::AtMostOnce;
@@ -855,7 +900,15 @@ impl Connection {
             let publish = outgoing_publish(&message, packet_id, false, self.version);
             self.send_publish(publish);
         }
+        self.wake_publishers(&mut state);
         false
+    }
+
+    /// After messages left the queue: publishers held back by it go on once it has drained.
+    fn wake_publishers(&self, state: &mut SessionState) {
+        if state.drained(self.shared.limits()) {
+            self.shared.drained.notify_waiters();
+        }
     }
 
     /// After a reconnect with a session present: the unacknowledged, again (§4.4).
@@ -969,6 +1022,18 @@ impl Connection {
         }
     }
 
+    /// Sends what `out` holds and what the queue does, in writes of at most FLUSH_BYTES: one
+    /// write (or one WebSocket frame) of a whole deep queue held megabytes per client.
+    async fn send_queue(&mut self) -> std::io::Result<()> {
+        loop {
+            let more = self.fill_up_to(FLUSH_BYTES);
+            self.flush().await?;
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
     /// Sends what `out` holds, once every store write it depends on is durable.
     async fn flush(&mut self) -> std::io::Result<()> {
         if self.out.is_empty() {
@@ -1038,6 +1103,8 @@ impl Connection {
             state.expiry_interval
         };
         self.session.set_connected(false);
+        // Publishers held back by this client's queue go on.
+        self.shared.drained.notify_waiters();
         tracing::debug!(client = %self.session.client_id, ?end, "disconnected");
         match expiry {
             0 => self.shared.end_session(&self.session),
@@ -1132,7 +1199,8 @@ fn publish_will(shared: &Shared, will: Will, client: &str) {
         properties.user_properties = p.user_properties;
     }
     tracing::debug!(client, topic = %publish.topic, "publishing will");
-    shared.publish(publish, Some(client), Vec::new());
+    // No one is left to hold back.
+    let _ = shared.publish(publish, Some(client), Vec::new());
 }
 
 /// Asks the auth hook about a CONNECT on a blocking thread (checking a password hash takes

@@ -5,7 +5,7 @@
 //! connection currently attached to it sends them. Its lock is per session, never global.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -161,6 +161,12 @@ pub(crate) struct SessionState {
     next_packet_id: u16,
     /// Messages dropped because the queue was full.
     pub(crate) dropped: u64,
+    /// The queue passed its high-water mark: publishers that fed it wait until it drains
+    /// to its low-water mark (see [`QueueLimits::is_high`]).
+    pub(crate) backpressure: bool,
+    /// The client did not drain its queue while publishers waited for it: they no longer
+    /// wait for it until it has caught up.
+    pub(crate) stalled: bool,
     /// Wakes the task of the connection attached to this session, if any.
     pub(crate) waker: Option<Arc<Notify>>,
     /// Counts attachments: a connection whose number is no longer current was taken over.
@@ -179,14 +185,15 @@ pub(crate) struct Session {
     connected: AtomicBool,
 }
 
-/// Limits on what a session may hold for a slow or absent client, and the broker-wide
-/// count of queued bytes they are checked against.
+/// Limits on what a session may hold for a slow or absent client, the broker-wide count of
+/// queued bytes they are checked against, and the count of messages dropped at them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct QueueLimits<'a> {
     pub(crate) max_queued_messages: usize,
     pub(crate) max_queued_bytes: usize,
     pub(crate) max_total_queued_bytes: usize,
     pub(crate) total_queued_bytes: &'a AtomicUsize,
+    pub(crate) dropped: &'a AtomicU64,
 }
 
 impl QueueLimits<'_> {
@@ -195,6 +202,36 @@ impl QueueLimits<'_> {
         queue.len() < self.max_queued_messages
             && queue.bytes() + size <= self.max_queued_bytes
             && self.total_queued_bytes.load(Ordering::Relaxed) + size <= self.max_total_queued_bytes
+    }
+
+    /// The high-water mark: half the per-client limit, in messages or in bytes. Publishers
+    /// stop there, so that those already under way still find room.
+    fn is_high(&self, queue: &Queue) -> bool {
+        queue.len() * 2 >= self.max_queued_messages || queue.bytes() * 2 >= self.max_queued_bytes
+    }
+
+    /// The low-water mark, where waiting publishers go on: a quarter of the limits.
+    fn is_low(&self, queue: &Queue) -> bool {
+        queue.len() * 4 <= self.max_queued_messages && queue.bytes() * 4 <= self.max_queued_bytes
+    }
+}
+
+/// What [`Session::enqueue`] did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Queued {
+    /// It is queued.
+    Yes,
+    /// It is queued, and the queue is past its high-water mark: the publisher should wait
+    /// (see [`Session::holds_back`]).
+    Congested,
+    /// It was dropped: the queue was full, or it is QoS 0 for an absent client.
+    Dropped,
+}
+
+#[cfg(test)]
+impl Queued {
+    pub(crate) fn is_queued(self) -> bool {
+        self != Queued::Dropped
     }
 }
 
@@ -225,35 +262,77 @@ impl Session {
     /// Queues a message for the client and wakes its connection. QoS 0 messages are not
     /// kept for a disconnected client (as Mosquitto does by default). Over a limit, queued
     /// QoS 0 messages are dropped to make room, else the new message is; drops are counted
-    /// in the session. Returns whether it was queued.
-    pub(crate) fn enqueue(&self, message: Outgoing, limits: QueueLimits<'_>) -> bool {
+    /// in the session.
+    pub(crate) fn enqueue(&self, message: Outgoing, limits: QueueLimits<'_>) -> Queued {
         let mut state = self.lock();
-        if message.qos == QoS::AtMostOnce && !self.is_connected() {
-            return false;
+        let connected = self.is_connected();
+        if message.qos == QoS::AtMostOnce && !connected {
+            return Queued::Dropped;
         }
         let size = message.size();
         let total = limits.total_queued_bytes;
         while !limits.has_room(&state.queue, size) {
             let qos0 = state.queue.iter().position(|m| m.qos == QoS::AtMostOnce);
             let fits_at_all = size <= limits.max_queued_bytes;
+            self.count_drop(&mut state, limits);
             match qos0 {
                 Some(i) if fits_at_all => state.queue.remove(i, total),
-                _ => {
-                    state.dropped += 1;
-                    return false;
-                }
+                _ => return Queued::Dropped,
             }
-            state.dropped += 1;
         }
         state.queue.push_back(message, total);
         if let Some(waker) = &state.waker {
             waker.notify_one();
         }
-        true
+        // Only a connected client's queue drains; publishers never wait for an absent one.
+        if connected && !state.stalled && limits.is_high(&state.queue) {
+            state.backpressure = true;
+            return Queued::Congested;
+        }
+        Queued::Yes
+    }
+
+    /// Counts a message dropped at a limit, in the session and the broker's metric. A line per
+    /// drop was a quarter of the broker's CPU under overload: the log says it at the 1st,
+    /// 2nd, 4th, 8th ... drop.
+    fn count_drop(&self, state: &mut SessionState, limits: QueueLimits<'_>) {
+        state.dropped += 1;
+        limits.dropped.fetch_add(1, Ordering::Relaxed);
+        let dropped = state.dropped;
+        if dropped.is_power_of_two() {
+            tracing::warn!(client = %self.client_id, dropped, "queue full: messages dropped");
+        }
+    }
+
+    /// Whether publishers that fed this session should still wait for it.
+    pub(crate) fn holds_back(&self) -> bool {
+        let state = self.lock();
+        state.backpressure && !state.stalled && self.is_connected()
+    }
+
+    /// Publishers waited for this session for as long as they may: they stop waiting for
+    /// it until its queue has drained.
+    pub(crate) fn stall(&self) {
+        let mut state = self.lock();
+        if state.backpressure {
+            state.stalled = true;
+            tracing::warn!(client = %self.client_id, "slow subscriber: publishers no longer wait for it");
+        }
     }
 }
 
 impl SessionState {
+    /// Called when messages have left the queue: whether it just drained to its low-water
+    /// mark after publishers were held back for it (they are then to be woken).
+    pub(crate) fn drained(&mut self, limits: QueueLimits<'_>) -> bool {
+        if !(self.backpressure || self.stalled) || !limits.is_low(&self.queue) {
+            return false;
+        }
+        self.backpressure = false;
+        self.stalled = false;
+        true
+    }
+
     /// A packet identifier not in use by an outbound flow.
     pub(crate) fn next_packet_id(&mut self) -> PacketId {
         loop {
@@ -307,12 +386,15 @@ mod tests {
         }
     }
 
+    static DROPPED: AtomicU64 = AtomicU64::new(0);
+
     fn limits(messages: usize, bytes: usize, total: &AtomicUsize) -> QueueLimits<'_> {
         QueueLimits {
             max_queued_messages: messages,
             max_queued_bytes: bytes,
             max_total_queued_bytes: 2 * bytes.min(1 << 40),
             total_queued_bytes: total,
+            dropped: &DROPPED,
         }
     }
 
@@ -331,16 +413,119 @@ mod tests {
         session.set_connected(true);
         let total = AtomicUsize::new(0);
         let limits = limits(3, usize::MAX, &total);
-        assert!(session.enqueue(message(QoS::AtLeastOnce, 1), limits));
-        assert!(session.enqueue(message(QoS::AtMostOnce, 2), limits));
-        assert!(session.enqueue(message(QoS::AtLeastOnce, 3), limits));
+        assert!(
+            session
+                .enqueue(message(QoS::AtLeastOnce, 1), limits)
+                .is_queued()
+        );
+        assert!(
+            session
+                .enqueue(message(QoS::AtMostOnce, 2), limits)
+                .is_queued()
+        );
+        assert!(
+            session
+                .enqueue(message(QoS::AtLeastOnce, 3), limits)
+                .is_queued()
+        );
         // Full: the QoS 0 message makes room.
-        assert!(session.enqueue(message(QoS::AtLeastOnce, 4), limits));
+        assert!(
+            session
+                .enqueue(message(QoS::AtLeastOnce, 4), limits)
+                .is_queued()
+        );
         assert_eq!(payloads(&session), [1, 3, 4]);
         // Full of QoS 1: the new one is refused, never an accepted one.
-        assert!(!session.enqueue(message(QoS::AtLeastOnce, 5), limits));
+        assert!(
+            !session
+                .enqueue(message(QoS::AtLeastOnce, 5), limits)
+                .is_queued()
+        );
         assert_eq!(payloads(&session), [1, 3, 4]);
         assert_eq!(session.lock().dropped, 2);
+    }
+
+    #[test]
+    fn publishers_are_held_back_from_high_to_low_water() {
+        let session = Session::new("s".into());
+        session.set_connected(true);
+        let total = AtomicUsize::new(0);
+        let limits = limits(8, usize::MAX, &total);
+        for n in 1..=3 {
+            assert_eq!(
+                session.enqueue(message(QoS::AtMostOnce, n), limits),
+                Queued::Yes
+            );
+        }
+        // Half full: queued, and the publisher is told to wait.
+        assert_eq!(
+            session.enqueue(message(QoS::AtMostOnce, 4), limits),
+            Queued::Congested
+        );
+        assert!(session.holds_back());
+        let mut state = session.lock();
+        state.queue.pop_front(&total);
+        assert!(!state.drained(limits), "3 of 8 is above the low-water mark");
+        state.queue.pop_front(&total);
+        assert!(state.drained(limits), "2 of 8 is the low-water mark");
+        assert!(!state.drained(limits), "publishers are woken once");
+        drop(state);
+        assert!(!session.holds_back());
+    }
+
+    #[test]
+    fn a_stalled_client_holds_no_one_back_until_it_drains() {
+        let session = Session::new("s".into());
+        session.set_connected(true);
+        let total = AtomicUsize::new(0);
+        let limits = limits(4, usize::MAX, &total);
+        session.enqueue(message(QoS::AtMostOnce, 1), limits);
+        assert_eq!(
+            session.enqueue(message(QoS::AtMostOnce, 2), limits),
+            Queued::Congested
+        );
+        session.stall();
+        assert!(!session.holds_back());
+        assert_eq!(
+            session.enqueue(message(QoS::AtMostOnce, 3), limits),
+            Queued::Yes
+        );
+        // Full: dropped as without waiting.
+        session.enqueue(message(QoS::AtMostOnce, 4), limits);
+        assert_eq!(
+            session.enqueue(message(QoS::AtLeastOnce, 5), limits),
+            Queued::Yes
+        );
+        assert_eq!(payloads(&session), [2, 3, 4, 5]);
+        let mut state = session.lock();
+        while state.queue.len() > 1 {
+            state.queue.pop_front(&total);
+        }
+        assert!(state.drained(limits));
+        drop(state);
+        assert_eq!(
+            session.enqueue(message(QoS::AtMostOnce, 6), limits),
+            Queued::Congested
+        );
+    }
+
+    #[test]
+    fn an_absent_client_holds_no_one_back() {
+        let session = Session::new("s".into());
+        let total = AtomicUsize::new(0);
+        let limits = limits(2, usize::MAX, &total);
+        assert_eq!(
+            session.enqueue(message(QoS::AtLeastOnce, 1), limits),
+            Queued::Yes
+        );
+        assert_eq!(
+            session.enqueue(message(QoS::AtLeastOnce, 2), limits),
+            Queued::Yes
+        );
+        assert_eq!(
+            session.enqueue(message(QoS::AtLeastOnce, 3), limits),
+            Queued::Dropped
+        );
     }
 
     #[test]
@@ -348,8 +533,16 @@ mod tests {
         let session = Session::new("s".into());
         let total = AtomicUsize::new(0);
         let limits = limits(10, usize::MAX, &total);
-        assert!(!session.enqueue(message(QoS::AtMostOnce, 1), limits));
-        assert!(session.enqueue(message(QoS::AtLeastOnce, 2), limits));
+        assert!(
+            !session
+                .enqueue(message(QoS::AtMostOnce, 1), limits)
+                .is_queued()
+        );
+        assert!(
+            session
+                .enqueue(message(QoS::AtLeastOnce, 2), limits)
+                .is_queued()
+        );
         assert_eq!(payloads(&session), [2]);
     }
 
@@ -376,20 +569,39 @@ mod tests {
         for s in [&a, &b, &c] {
             s.set_connected(true);
         }
-        assert!(a.enqueue(message(QoS::AtLeastOnce, 1), per_client));
-        assert!(a.enqueue(message(QoS::AtLeastOnce, 2), per_client));
         assert!(
-            !a.enqueue(message(QoS::AtLeastOnce, 3), per_client),
+            a.enqueue(message(QoS::AtLeastOnce, 1), per_client)
+                .is_queued()
+        );
+        assert!(
+            a.enqueue(message(QoS::AtLeastOnce, 2), per_client)
+                .is_queued()
+        );
+        assert!(
+            !a.enqueue(message(QoS::AtLeastOnce, 3), per_client)
+                .is_queued(),
             "a holds its 4 bytes"
         );
-        assert!(b.enqueue(message(QoS::AtLeastOnce, 4), per_client));
-        assert!(b.enqueue(message(QoS::AtLeastOnce, 5), per_client));
+        assert!(
+            b.enqueue(message(QoS::AtLeastOnce, 4), per_client)
+                .is_queued()
+        );
+        assert!(
+            b.enqueue(message(QoS::AtLeastOnce, 5), per_client)
+                .is_queued()
+        );
         // The broker-wide limit (8 bytes here) is reached: c gets nothing more.
         assert_eq!(total.load(Ordering::Relaxed), 8);
-        assert!(!c.enqueue(message(QoS::AtLeastOnce, 6), per_client));
+        assert!(
+            !c.enqueue(message(QoS::AtLeastOnce, 6), per_client)
+                .is_queued()
+        );
         // Sending and clearing give the bytes back.
         assert!(a.lock().queue.pop_front(&total).is_some());
-        assert!(c.enqueue(message(QoS::AtLeastOnce, 7), per_client));
+        assert!(
+            c.enqueue(message(QoS::AtLeastOnce, 7), per_client)
+                .is_queued()
+        );
         for s in [&a, &b, &c] {
             s.lock().clear(&total);
         }

@@ -56,6 +56,6 @@ fn publish(shared: &Shared, started: Instant) {
         };
         let mut publish = Publish::new(topic, value.into_bytes());
         publish.retain = true;
-        shared.publish(publish, None, Vec::new());
+        let _ = shared.publish(publish, None, Vec::new());
     }
 }
