@@ -19,7 +19,6 @@ use midge_codec::properties::SubscribeProperties;
 use midge_codec::{ProtocolVersion, Publish, ReasonCode, Subscription, TopicError, TopicFilter};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::EventTarget;
 
 use crate::error;
 use crate::objects;
@@ -28,7 +27,7 @@ use crate::options::{
     subscription_options, topic_name,
 };
 use crate::session::{Closed, Event, Session, Token};
-use crate::socket::{Socket, SocketEvent};
+use crate::socket::{Callback, Socket, SocketEvent};
 use crate::text::{cat, decimal, reason};
 use crate::timer::{Timer, now};
 use crate::vec_map::{VecMap, VecSet};
@@ -37,8 +36,12 @@ use crate::vec_map::{VecMap, VecSet};
 extern "C" {
     #[wasm_bindgen(js_namespace = console, js_name = error)]
     fn console_error(message: &str, error: &JsValue);
-    #[wasm_bindgen(js_namespace = Math, js_name = random)]
-    fn math_random() -> f64;
+    // The global object's own `addEventListener`: in a page or a worker; elsewhere (node)
+    // it is missing, and the call fails.
+    #[wasm_bindgen(catch, js_namespace = globalThis, js_name = addEventListener)]
+    fn add_global_listener(event: &str, listener: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch, js_namespace = globalThis, js_name = removeEventListener)]
+    fn remove_global_listener(event: &str, listener: &JsValue) -> Result<(), JsValue>;
 }
 
 #[wasm_bindgen(inline_js = "
@@ -147,32 +150,21 @@ enum State {
 
 /// An `addEventListener` on the global object, removed on drop.
 struct GlobalListener {
-    target: EventTarget,
     event: &'static str,
-    callback: Closure<dyn FnMut()>,
+    callback: Callback,
 }
 
 impl GlobalListener {
-    fn new(event: &'static str, callback: impl FnMut() + 'static) -> Option<GlobalListener> {
-        let target = js_sys::global().dyn_into::<EventTarget>().ok()?;
-        let callback = Closure::<dyn FnMut()>::new(callback);
-        target
-            .add_event_listener_with_callback(event, callback.as_ref().unchecked_ref())
-            .ok()?;
-        Some(GlobalListener {
-            target,
-            event,
-            callback,
-        })
+    fn new(event: &'static str, mut callback: impl FnMut() + 'static) -> Option<GlobalListener> {
+        let callback = Callback::new(move |_: JsValue| callback());
+        add_global_listener(event, callback.as_ref()).ok()?;
+        Some(GlobalListener { event, callback })
     }
 }
 
 impl Drop for GlobalListener {
     fn drop(&mut self) {
-        let _ = self.target.remove_event_listener_with_callback(
-            self.event,
-            self.callback.as_ref().unchecked_ref(),
-        );
+        let _ = remove_global_listener(self.event, self.callback.as_ref());
     }
 }
 
@@ -233,9 +225,9 @@ pub fn connect(
     let connection = match parsed {
         Ok(connection) => connection,
         Err(why) => {
-            let _ = deferred
-                .reject
-                .call1(&JsValue::UNDEFINED, &error::error(&why));
+            let mut fx = Effects::new();
+            deferred.reject(&mut fx, error::error(&why));
+            run(fx);
             return promise;
         }
     };
@@ -548,7 +540,7 @@ impl Inner {
             self.finish(fx, "the connection was lost and reconnect is off");
             return;
         };
-        let delay = backoff.delay(self.attempt, math_random());
+        let delay = backoff.delay(self.attempt, js_sys::Math::random());
         self.attempt = self.attempt.saturating_add(1);
         self.state = State::Waiting(now() + delay);
         let weak = self.weak.clone();
@@ -650,9 +642,10 @@ fn iteration(value: JsValue, done: bool) -> JsValue {
 }
 
 fn js_message(value: &JsValue) -> String {
-    value
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
+    // An Error's message (a DOMException's too), or a thrown string.
+    js_sys::Reflect::get(value, &JsValue::from_str("message"))
+        .ok()
+        .and_then(|m| m.as_string())
         .or_else(|| value.as_string())
         .unwrap_or_else(|| "unknown error".to_owned())
 }

@@ -4,7 +4,7 @@
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use midge_codec::properties::PublishProperties;
 use midge_codec::{ConnAck, Publish};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// Sets `key` on `object`; setting a property on a plain object cannot fail.
 pub(crate) fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
@@ -31,9 +31,14 @@ fn user_properties(object: &Object, pairs: &[midge_codec::UserProperty]) {
         let name = JsValue::from_str(pair.name.as_str());
         let value = JsValue::from_str(pair.value.as_str());
         let value = match Reflect::get(&map, &name) {
-            Ok(first) if first.is_string() => Array::of2(&first, &value).into(),
-            Ok(all) if Array::is_array(&all) => {
-                Array::from(&all).push(&value);
+            Ok(first) if first.is_string() => {
+                let both = Array::new();
+                both.push(&first);
+                both.push(&value);
+                both.into()
+            }
+            Ok(all) if all.is_instance_of::<Array>() => {
+                all.unchecked_ref::<Array>().push(&value);
                 all
             }
             _ => value,

@@ -5,7 +5,11 @@
 use js_sys::{ArrayBuffer, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+
+/// The one type of callback the client hands to JS (socket events, timers, `online`): each
+/// distinct closure type costs its own glue in the JS and the `.wasm`.
+pub(crate) type Callback = Closure<dyn FnMut(JsValue)>;
 
 /// What a socket reports.
 pub(crate) enum SocketEvent {
@@ -20,9 +24,9 @@ pub(crate) enum SocketEvent {
 /// An open or opening WebSocket with its handlers.
 pub(crate) struct Socket {
     ws: WebSocket,
-    _on_open: Closure<dyn FnMut(Event)>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
+    _on_open: Callback,
+    _on_message: Callback,
+    _on_close: Callback,
 }
 
 impl Socket {
@@ -36,11 +40,12 @@ impl Socket {
 
         let on_open = {
             let handler = handler.clone();
-            Closure::<dyn FnMut(Event)>::new(move |_: Event| handler(SocketEvent::Open))
+            Callback::new(move |_: JsValue| handler(SocketEvent::Open))
         };
         let on_message = {
             let handler = handler.clone();
-            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            Callback::new(move |event: JsValue| {
+                let event: MessageEvent = event.unchecked_into();
                 // Text frames are not MQTT (§6 of the 5.0 specification); they are ignored
                 // here and the broker would close on them anyway.
                 if let Ok(buffer) = event.data().dyn_into::<ArrayBuffer>() {
@@ -49,7 +54,8 @@ impl Socket {
             })
         };
         // A failed connection fires `error` and then `close`: only `close` is needed.
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
+        let on_close = Callback::new(move |event: JsValue| {
+            let event: CloseEvent = event.unchecked_into();
             handler(SocketEvent::Closed {
                 code: event.code(),
                 reason: event.reason(),

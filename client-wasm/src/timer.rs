@@ -4,10 +4,12 @@
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::*;
 
+use crate::socket::Callback;
+
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(handler: &Closure<dyn FnMut()>, ms: f64) -> JsValue;
+    fn set_timeout(handler: &Callback, ms: f64) -> JsValue;
     #[wasm_bindgen(js_name = clearTimeout)]
     fn clear_timeout(id: &JsValue);
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
@@ -23,13 +25,13 @@ pub(crate) fn now() -> u64 {
 pub(crate) struct Timer {
     id: JsValue,
     /// Kept alive until the timer fires or is dropped.
-    _callback: Closure<dyn FnMut()>,
+    _callback: Callback,
 }
 
 impl Timer {
     /// Calls `callback` once, after `ms` milliseconds.
     pub(crate) fn after(ms: u64, callback: impl FnOnce() + 'static) -> Timer {
-        let callback = Closure::once(callback);
+        let callback = Closure::once(move |_: JsValue| callback());
         Timer {
             id: set_timeout(&callback, ms as f64),
             _callback: callback,
