@@ -58,10 +58,18 @@ export function asyncIterable(stream) {
     [Symbol.asyncIterator]() { return this; },
   };
 }
+export function deferred() {
+  let settle;
+  const promise = new Promise((resolve, reject) => { settle = [resolve, reject]; });
+  return [promise, ...settle];
+}
 ")]
 extern "C" {
     #[wasm_bindgen(js_name = asyncIterable)]
     fn async_iterable(stream: MessageStream) -> JsValue;
+    /// `[promise, resolve, reject]`: made in JS, as a Rust executor closure for
+    /// `new Promise` costs more glue than this.
+    fn deferred() -> Array;
 }
 
 type Shared = Rc<RefCell<Inner>>;
@@ -77,13 +85,12 @@ struct Deferred {
 
 impl Deferred {
     fn new() -> (Promise, Deferred) {
-        let mut functions = None;
-        let promise = Promise::new(&mut |resolve, reject| functions = Some((resolve, reject)));
-        // The executor runs synchronously inside `new Promise`, so it has been called; the
-        // fallbacks are never used.
-        let (resolve, reject) =
-            functions.unwrap_or_else(|| (Function::default(), Function::default()));
-        (promise, Deferred { resolve, reject })
+        let parts = deferred();
+        let deferred = Deferred {
+            resolve: parts.get(1).unchecked_into(),
+            reject: parts.get(2).unchecked_into(),
+        };
+        (parts.get(0).unchecked_into(), deferred)
     }
 
     fn resolve(self, fx: &mut Effects, value: JsValue) {
@@ -569,11 +576,11 @@ impl Inner {
         for stream in self.streams.drain(..) {
             let mut stream = stream.borrow_mut();
             stream.done = true;
-            for waiter in stream.waiting.drain(..) {
+            for waiter in std::mem::take(&mut stream.waiting) {
                 waiter.resolve(fx, iteration(JsValue::UNDEFINED, true));
             }
         }
-        for deferred in self.ending.drain(..) {
+        for deferred in std::mem::take(&mut self.ending) {
             deferred.resolve(fx, JsValue::UNDEFINED);
         }
         self.emit(fx, "end", vec![]);
@@ -1004,7 +1011,7 @@ impl MessageStream {
         {
             let mut state = self.state.borrow_mut();
             state.done = true;
-            for waiter in state.waiting.drain(..) {
+            for waiter in std::mem::take(&mut state.waiting) {
                 waiter.resolve(&mut fx, iteration(JsValue::UNDEFINED, true));
             }
         }
