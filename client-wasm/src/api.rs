@@ -87,10 +87,10 @@ impl Deferred {
     fn new() -> (Promise, Deferred) {
         let parts = deferred();
         let deferred = Deferred {
-            resolve: parts.get(1).unchecked_into(),
-            reject: parts.get(2).unchecked_into(),
+            resolve: parts.get_unchecked(1).unchecked_into(),
+            reject: parts.get_unchecked(2).unchecked_into(),
         };
-        (parts.get(0).unchecked_into(), deferred)
+        (parts.get_unchecked(0).unchecked_into(), deferred)
     }
 
     fn resolve(self, fx: &mut Effects, value: JsValue) {
@@ -954,7 +954,7 @@ fn subscriptions(
 ) -> Result<(Vec<Subscription>, SubscribeProperties), String> {
     let common = Fields::read(options, "", SUBSCRIBE)?;
     let mut list = Vec::new();
-    if filters.as_string().is_some() || filters.is_instance_of::<Array>() {
+    if filters.as_string().is_some() || Array::is_array(filters) {
         for filter in filter_list(filters)? {
             let options = subscription_options(common.as_ref(), None)?;
             list.push(Subscription { filter, options });
@@ -962,8 +962,8 @@ fn subscriptions(
     } else if filters.is_object() {
         for entry in Object::entries(filters.unchecked_ref()).iter() {
             let entry: Array = entry.unchecked_into();
-            let name = entry.get(0).as_string().unwrap_or_default();
-            let own = Fields::read(entry.get(1), &name, SUBSCRIBE)?;
+            let name = entry.get_unchecked(0).as_string().unwrap_or_default();
+            let own = Fields::read(entry.get_unchecked(1), &name, SUBSCRIBE)?;
             let filter =
                 TopicFilter::try_from(name.as_str()).map_err(|e| not_a_filter(&name, e))?;
             let options = subscription_options(common.as_ref(), own.as_ref())?;

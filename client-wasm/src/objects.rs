@@ -37,7 +37,7 @@ fn user_properties(object: &Object, pairs: &[midge_codec::UserProperty]) {
                 both.push(&value);
                 both.into()
             }
-            Ok(all) if all.is_instance_of::<Array>() => {
+            Ok(all) if Array::is_array(&all) => {
                 all.unchecked_ref::<Array>().push(&value);
                 all
             }

@@ -64,12 +64,12 @@ impl Fields {
         if value.is_undefined() || value.is_null() {
             return Ok(None);
         }
-        if !value.is_object() || value.is_instance_of::<js_sys::Array>() {
+        if !value.is_object() || js_sys::Array::is_array(&value) {
             return Err(cat(&[&name(path, "options"), " must be an object"]));
         }
         // Object.entries, not Object.keys: one JS import fewer (the client needs entries).
         for entry in Object::entries(value.unchecked_ref::<Object>()).iter() {
-            let key = entry.unchecked_into::<js_sys::Array>().get(0);
+            let key = entry.unchecked_into::<js_sys::Array>().get_unchecked(0);
             let key = key.as_string().unwrap_or_default();
             if !known.contains(&key.as_str()) {
                 return Err(cat(&[
@@ -191,8 +191,8 @@ impl Fields {
         let mut pairs = Vec::new();
         for entry in Object::entries(map.unchecked_ref()).iter() {
             let entry: js_sys::Array = entry.unchecked_into();
-            let name = entry.get(0).as_string().unwrap_or_default();
-            let value = entry.get(1);
+            let name = entry.get_unchecked(0).as_string().unwrap_or_default();
+            let value = entry.get_unchecked(1);
             let values: Vec<JsValue> = match value.dyn_ref::<js_sys::Array>() {
                 Some(array) => array.iter().collect(),
                 None => vec![value],

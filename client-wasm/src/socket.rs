@@ -2,10 +2,10 @@
 //! subprotocol, and event handlers that live exactly as long as the [`Socket`]. Dropping it
 //! removes the handlers and closes the connection, so a replaced socket never calls back.
 
-use js_sys::{ArrayBuffer, Uint8Array};
+use js_sys::{ArrayBuffer, Reflect, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+use web_sys::WebSocket;
 
 /// The one type of callback the client hands to JS (socket events, timers, `online`): each
 /// distinct closure type costs its own glue in the JS and the `.wasm`.
@@ -36,7 +36,7 @@ impl Socket {
         handler: impl Fn(SocketEvent) + Clone + 'static,
     ) -> Result<Socket, JsValue> {
         let ws = WebSocket::new_with_str(url, "mqtt")?;
-        ws.set_binary_type(BinaryType::Arraybuffer);
+        set(&ws, "binaryType", &JsValue::from_str("arraybuffer"));
 
         let on_open = {
             let handler = handler.clone();
@@ -45,25 +45,23 @@ impl Socket {
         let on_message = {
             let handler = handler.clone();
             Callback::new(move |event: JsValue| {
-                let event: MessageEvent = event.unchecked_into();
                 // Text frames are not MQTT (§6 of the 5.0 specification); they are ignored
                 // here and the broker would close on them anyway.
-                if let Ok(buffer) = event.data().dyn_into::<ArrayBuffer>() {
+                if let Ok(buffer) = get(&event, "data").dyn_into::<ArrayBuffer>() {
                     handler(SocketEvent::Data(Uint8Array::new(&buffer).to_vec()));
                 }
             })
         };
         // A failed connection fires `error` and then `close`: only `close` is needed.
         let on_close = Callback::new(move |event: JsValue| {
-            let event: CloseEvent = event.unchecked_into();
             handler(SocketEvent::Closed {
-                code: event.code(),
-                reason: event.reason(),
+                code: get(&event, "code").as_f64().unwrap_or(0.0) as u16,
+                reason: get(&event, "reason").as_string().unwrap_or_default(),
             });
         });
-        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        set(&ws, "onopen", on_open.as_ref());
+        set(&ws, "onmessage", on_message.as_ref());
+        set(&ws, "onclose", on_close.as_ref());
         Ok(Socket {
             ws,
             _on_open: on_open,
@@ -81,11 +79,23 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        self.ws.set_onopen(None);
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
+        for handler in ["onopen", "onmessage", "onclose"] {
+            set(&self.ws, handler, &JsValue::NULL);
+        }
         // Closing a socket that is already closed or closing is allowed; an error here can
         // only mean the socket is gone already.
         let _ = self.ws.close();
     }
+}
+
+// Properties read and set through `Reflect`, which the client imports anyway, rather than
+// web-sys's typed getters and setters: each of those is one more JS import and its glue.
+
+fn get(target: &JsValue, key: &str) -> JsValue {
+    Reflect::get(target, &JsValue::from_str(key)).unwrap_or_default()
+}
+
+fn set(target: &JsValue, key: &str, value: &JsValue) {
+    // Setting a WebSocket's handler or binaryType cannot fail.
+    let _ = Reflect::set(target, &JsValue::from_str(key), value);
 }
