@@ -175,7 +175,7 @@ async fn upgrade(mut stream: Stream, request: Request, rest: BytesMut) -> std::i
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
     let ws = WebSocketStream::from_partially_read(
-        stream,
+        stream.for_websocket(),
         rest.to_vec(),
         Role::Server,
         Some(ws_config()),
@@ -186,10 +186,11 @@ async fn upgrade(mut stream: Stream, request: Request, rest: BytesMut) -> std::i
 
 /// tungstenite's default read buffer is 128 KiB per connection, zero-filled before every
 /// read: most of an idle WebSocket client's memory, and half the broker's CPU at 10k msg/s
-/// over WebSocket (docs/benchmarks.md). MQTT packets are small; 4 KiB, like a TCP client's
-/// read buffer, and reads of larger ones simply take a few more calls.
+/// over WebSocket (docs/benchmarks.md). It is kept for the connection's lifetime; the
+/// socket is read in larger chunks below it ([`crate::transport::ReadAhead`]), so it only
+/// needs to be big enough for a frame header and a small packet.
 fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(4096)
+    WebSocketConfig::default().read_buffer_size(512)
 }
 
 async fn serve_file(stream: &mut Stream, root: &Path, path: &str) -> std::io::Result<()> {

@@ -16,10 +16,57 @@ use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-/// An accepted connection: plain TCP, or TLS over TCP once the TLS handshake is done.
+/// An accepted connection: plain TCP, or TLS over TCP once the TLS handshake is done; under
+/// a WebSocket, plain TCP is read through a [`ReadAhead`].
 pub(crate) enum Stream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    ReadAhead(ReadAhead),
+}
+
+impl Stream {
+    /// The stream a WebSocket runs over: see [`ReadAhead`].
+    pub(crate) fn for_websocket(self) -> Stream {
+        match self {
+            Stream::Tcp(tcp) => Stream::ReadAhead(ReadAhead {
+                tcp,
+                buf: BytesMut::new(),
+            }),
+            other => other,
+        }
+    }
+}
+
+/// A TCP stream read in chunks of up to [`READ_AHEAD`] into a buffer that exists only while
+/// it holds data. tungstenite keeps a read buffer of its own for the connection's lifetime
+/// and reads at most its size from the socket at once: 4 KiB of an idle WebSocket client's
+/// 8. With this below it, tungstenite's buffer stays small and its small reads are copies
+/// from here, not system calls.
+pub(crate) struct ReadAhead {
+    tcp: TcpStream,
+    buf: BytesMut,
+}
+
+const READ_AHEAD: usize = 16 * 1024;
+
+impl ReadAhead {
+    fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        while self.buf.is_empty() {
+            std::task::ready!(self.tcp.poll_read_ready(cx))?;
+            self.buf.reserve(READ_AHEAD);
+            match self.tcp.try_read_buf(&mut self.buf) {
+                Ok(0) => return Poll::Ready(Ok(())),
+                Ok(_) => {}
+                // Nothing after all (readiness is kept until a read would block): the buffer
+                // goes, and the next poll_read_ready waits.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.buf = BytesMut::new(),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        let n = out.remaining().min(self.buf.len());
+        out.put_slice(&self.buf.split_to(n));
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl AsyncRead for Stream {
@@ -31,6 +78,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::ReadAhead(s) => s.poll_read(cx, buf),
         }
     }
 }
@@ -44,6 +92,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::ReadAhead(s) => Pin::new(&mut s.tcp).poll_write(cx, buf),
         }
     }
 
@@ -51,6 +100,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::ReadAhead(s) => Pin::new(&mut s.tcp).poll_flush(cx),
         }
     }
 
@@ -58,6 +108,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::ReadAhead(s) => Pin::new(&mut s.tcp).poll_shutdown(cx),
         }
     }
 }
@@ -85,8 +136,8 @@ pub(crate) fn stream(stream: Stream) -> (Reader, Writer) {
             let (r, w) = tcp.into_split();
             (Reader::Tcp(r), Writer::Tcp(w))
         }
-        tls @ Stream::Tls(_) => {
-            let (r, w) = tokio::io::split(tls);
+        other => {
+            let (r, w) = tokio::io::split(other);
             (Reader::Tls(r), Writer::Tls(w))
         }
     }
@@ -108,7 +159,14 @@ impl Reader {
                 r.readable().await?;
                 buf.reserve(4096);
                 match r.try_read_buf(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // Readiness is only a hint: tokio keeps it from the last read until one
+                    // would block, so after every read comes one that finds nothing. The
+                    // buffer taken for it goes again (a 4 KiB buffer per idle connection).
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if buf.is_empty() {
+                            *buf = BytesMut::new();
+                        }
+                    }
                     read => return read,
                 }
             },
