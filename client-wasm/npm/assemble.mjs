@@ -39,9 +39,32 @@ const files = (dir) =>
     .map((f) => join(dir, f))
     .filter((f) => statSync(f).isFile());
 
+// `code` without the indentation of its lines, except lines that start inside a template
+// literal (there the spaces are part of the string). Newlines stay, so no statement changes.
+function dedent(code) {
+  const literals = [];
+  const visit = (node) => {
+    if (ts.isTemplateExpression(node) || ts.isNoSubstitutionTemplateLiteral(node)) {
+      literals.push([node.getStart(), node.end]);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(ts.createSourceFile("glue.js", code, ts.ScriptTarget.ESNext, true, ts.ScriptKind.JS));
+  let at = 0;
+  return code
+    .split("\n")
+    .map((line) => {
+      const start = at;
+      at += line.length + 1;
+      return literals.some(([from, to]) => start > from && start < to) ? line : line.trimStart();
+    })
+    .join("\n");
+}
+
 // The JS glue without its comments (a fifth of its gzip size): the documentation is in the
 // .d.ts files, which editors show. TypeScript's printer reads the JS and writes it back, code
-// unchanged, comments left out, except the `@ts-self-types` line that points at the .d.ts.
+// unchanged, comments left out, except the `@ts-self-types` line that points at the .d.ts;
+// then the indentation goes too.
 for (const file of files(pkg).filter((f) => f.endsWith(".js") && !f.includes("/snippets/"))) {
   const source = readFileSync(file, "utf8");
   const header = source.match(/^\/\* @ts-self-types=.*\*\/\n/)?.[0] ?? "";
@@ -53,7 +76,7 @@ for (const file of files(pkg).filter((f) => f.endsWith(".js") && !f.includes("/s
       verbatimModuleSyntax: true,
     },
   });
-  writeFileSync(file, header + outputText);
+  writeFileSync(file, header + dedent(outputText));
 }
 
 const manifest = {
