@@ -2,6 +2,7 @@
 //! messages of a WebSocket over either (§6: several MQTT packets may share a message and one
 //! packet may span several).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -51,22 +52,44 @@ const READ_AHEAD: usize = 16 * 1024;
 
 impl ReadAhead {
     fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        while self.buf.is_empty() {
-            std::task::ready!(self.tcp.poll_read_ready(cx))?;
-            self.buf.reserve(READ_AHEAD);
-            match self.tcp.try_read_buf(&mut self.buf) {
-                Ok(0) => return Poll::Ready(Ok(())),
-                Ok(_) => {}
-                // Nothing after all (readiness is kept until a read would block): the buffer
-                // goes, and the next poll_read_ready waits.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.buf = BytesMut::new(),
-                Err(e) => return Poll::Ready(Err(e)),
+        if self.buf.is_empty() {
+            let read = std::task::ready!(read_when_ready(
+                &mut self.tcp,
+                &mut self.buf,
+                READ_AHEAD,
+                cx
+            ))?;
+            if read == 0 {
+                return Poll::Ready(Ok(()));
             }
         }
         let n = out.remaining().min(self.buf.len());
         out.put_slice(&self.buf.split_to(n));
         Poll::Ready(Ok(()))
     }
+}
+
+/// Reads up to `chunk` bytes more of what `tcp` has into `buf`, taking memory for them only
+/// once there is something to read (so an idle connection holds no buffer). Through tokio's
+/// own `poll_read`, which takes a short read to mean the socket is drained: no read that
+/// finds nothing follows every read.
+fn read_when_ready<T>(
+    tcp: &mut T,
+    buf: &mut BytesMut,
+    chunk: usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>>
+where
+    T: AsyncRead + AsRef<TcpStream> + Unpin,
+{
+    std::task::ready!(tcp.as_ref().poll_read_ready(cx))?;
+    buf.reserve(chunk);
+    let read = std::pin::pin!(tcp.read_buf(buf)).poll(cx);
+    if read.is_pending() && buf.is_empty() {
+        // Readiness was stale (it is kept until a read would block): the buffer goes.
+        *buf = BytesMut::new();
+    }
+    read
 }
 
 impl AsyncRead for Stream {
@@ -155,21 +178,7 @@ impl Reader {
         match self {
             // Waits for data before taking memory for it, and reads without blocking: an idle
             // client holds no read buffer (the connection lets an empty one go).
-            Reader::Tcp(r) => loop {
-                r.readable().await?;
-                buf.reserve(4096);
-                match r.try_read_buf(buf) {
-                    // Readiness is only a hint: tokio keeps it from the last read until one
-                    // would block, so after every read comes one that finds nothing. The
-                    // buffer taken for it goes again (a 4 KiB buffer per idle connection).
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if buf.is_empty() {
-                            *buf = BytesMut::new();
-                        }
-                    }
-                    read => return read,
-                }
-            },
+            Reader::Tcp(r) => std::future::poll_fn(|cx| read_when_ready(r, buf, 4096, cx)).await,
             Reader::Tls(r) => {
                 buf.reserve(4096);
                 r.read_buf(buf).await
