@@ -82,11 +82,16 @@ fn read_when_ready<T>(
 where
     T: AsyncRead + AsRef<TcpStream> + Unpin,
 {
-    std::task::ready!(tcp.as_ref().poll_read_ready(cx))?;
-    buf.reserve(chunk);
-    let read = std::pin::pin!(tcp.read_buf(buf)).poll(cx);
+    let read = match tcp.as_ref().poll_read_ready(cx)? {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(()) => {
+            buf.reserve(chunk);
+            std::pin::pin!(tcp.read_buf(buf)).poll(cx)
+        }
+    };
     if read.is_pending() && buf.is_empty() {
-        // Readiness was stale (it is kept until a read would block): the buffer goes.
+        // Nothing to read and nothing kept (readiness can also be stale: tokio keeps it
+        // until a read would block): the connection waits without a buffer.
         *buf = BytesMut::new();
     }
     read
