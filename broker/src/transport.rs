@@ -50,6 +50,9 @@ pub(crate) struct ReadAhead {
 
 const READ_AHEAD: usize = 16 * 1024;
 
+/// The most an MQTT-over-TCP connection reads at once.
+const READ_CHUNK: usize = 32 * 1024;
+
 impl ReadAhead {
     fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if self.buf.is_empty() {
@@ -183,7 +186,9 @@ impl Reader {
         match self {
             // Waits for data before taking memory for it, and reads without blocking: an idle
             // client holds no read buffer (the connection lets an empty one go).
-            Reader::Tcp(r) => std::future::poll_fn(|cx| read_when_ready(r, buf, 4096, cx)).await,
+            Reader::Tcp(r) => {
+                std::future::poll_fn(|cx| read_when_ready(r, buf, READ_CHUNK, cx)).await
+            }
             Reader::Tls(r) => {
                 buf.reserve(4096);
                 r.read_buf(buf).await
