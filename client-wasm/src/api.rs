@@ -841,12 +841,12 @@ impl MqttClient {
         let filter = TopicFilter::try_from(filter.as_str())
             .map_err(|e| error::error(&cat(&["messages: ", &not_a_filter(&filter, e)])))?;
         let wrong = |e: String| error::error(&cat(&["messages options: ", &e]));
-        let options = Fields::read(options, "", SUBSCRIBE).map_err(wrong)?;
+        let mut options = Fields::read(options, "", SUBSCRIBE).map_err(wrong)?;
         let subscription = Subscription {
             filter: filter.clone(),
-            options: subscription_options(options.as_ref(), None).map_err(wrong)?,
+            options: subscription_options(options.as_ref(), None),
         };
-        let properties = subscribe_properties(options.as_ref()).map_err(wrong)?;
+        let properties = subscribe_properties(options.as_mut());
         let state = Rc::new(RefCell::new(StreamState {
             filter,
             buffered: VecDeque::new(),
@@ -952,11 +952,11 @@ fn subscriptions(
     filters: &JsValue,
     options: JsValue,
 ) -> Result<(Vec<Subscription>, SubscribeProperties), String> {
-    let common = Fields::read(options, "", SUBSCRIBE)?;
+    let mut common = Fields::read(options, "", SUBSCRIBE)?;
     let mut list = Vec::new();
     if filters.as_string().is_some() || Array::is_array(filters) {
         for filter in filter_list(filters)? {
-            let options = subscription_options(common.as_ref(), None)?;
+            let options = subscription_options(common.as_ref(), None);
             list.push(Subscription { filter, options });
         }
     } else if filters.is_object() {
@@ -966,7 +966,7 @@ fn subscriptions(
             let own = Fields::read(entry.get_unchecked(1), &name, SUBSCRIBE)?;
             let filter =
                 TopicFilter::try_from(name.as_str()).map_err(|e| not_a_filter(&name, e))?;
-            let options = subscription_options(common.as_ref(), own.as_ref())?;
+            let options = subscription_options(common.as_ref(), own.as_ref());
             list.push(Subscription { filter, options });
         }
         if list.is_empty() {
@@ -975,7 +975,7 @@ fn subscriptions(
     } else {
         return Err("expected a topic filter, an array of them, or an object of them".to_owned());
     }
-    Ok((list, subscribe_properties(common.as_ref())?))
+    Ok((list, subscribe_properties(common.as_mut())))
 }
 
 /// One `messages(filter)` iterator (wrapped in JS into an async iterable).

@@ -46,20 +46,63 @@ impl Backoff {
     }
 }
 
-/// An options object being read: every key must be a known one (a misspelt option is an
-/// error, not silently ignored), and every value of the right type. Errors name the option
-/// by its path, like `will.qos`.
+/// What an option's value must be; each kind has one reader and one wording of its error.
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    /// A string.
+    Text,
+    /// `true` or `false`.
+    Flag,
+    /// Any number.
+    Number,
+    /// A whole number from the first to the second.
+    Whole(u32, u32),
+    /// 0, 1 or 2.
+    Qos,
+    /// A payload (see [`payload`]).
+    Payload,
+    /// An MQTT UTF-8 string.
+    Utf8,
+    /// A topic name.
+    Topic,
+    /// An options object with these fields.
+    Object(&'static [Field]),
+    /// User properties: `{ name: value }` or `{ name: [value, ...] }`, as MQTT.js has them.
+    Pairs,
+    /// Anything, checked by the caller.
+    Any,
+}
+
+/// An option: its name and the kind of its value.
+pub(crate) type Field = (&'static str, Kind);
+
+/// An option's value, read and checked.
+enum Value {
+    Text(String),
+    Flag(bool),
+    Number(f64),
+    Payload(Bytes),
+    Utf8(ByteStr),
+    Topic(TopicName),
+    Object(Fields),
+    Pairs(Vec<UserProperty>),
+    Any(JsValue),
+}
+
+/// An options object, read by one table-driven reader: every key must be one of the table's
+/// (a misspelt option is an error, not silently ignored), and every value of its kind.
+/// Errors name the option by its path, like `will.qos`. The values are then taken by name.
 pub(crate) struct Fields {
-    object: JsValue,
-    path: String,
+    table: &'static [Field],
+    values: Vec<Option<Value>>,
 }
 
 impl Fields {
-    /// `value` as an options object with the keys `known`; `None` for `undefined` or `null`.
+    /// `value` as an options object with the fields `table`; `None` for `undefined` or `null`.
     pub(crate) fn read(
         value: JsValue,
         path: &str,
-        known: &[&str],
+        table: &'static [Field],
     ) -> Result<Option<Fields>, String> {
         if value.is_undefined() || value.is_null() {
             return Ok(None);
@@ -71,7 +114,8 @@ impl Fields {
         for entry in Object::entries(value.unchecked_ref::<Object>()).iter() {
             let key = entry.unchecked_into::<js_sys::Array>().get_unchecked(0);
             let key = key.as_string().unwrap_or_default();
-            if !known.contains(&key.as_str()) {
+            if !table.iter().any(|(known, _)| *known == key) {
+                let known: Vec<&str> = table.iter().map(|(known, _)| *known).collect();
                 return Err(cat(&[
                     "unknown option ",
                     &name(path, &key),
@@ -80,140 +124,177 @@ impl Fields {
                 ]));
             }
         }
-        Ok(Some(Fields {
-            object: value,
-            path: path.to_owned(),
-        }))
+        let mut values = Vec::with_capacity(table.len());
+        for &(key, kind) in table {
+            let found = js_sys::Reflect::get(&value, &JsValue::from_str(key))
+                .ok()
+                .filter(|v| !v.is_undefined() && !v.is_null());
+            values.push(match found {
+                None => None,
+                Some(v) => Some(read_value(v, &name(path, key), kind)?),
+            });
+        }
+        Ok(Some(Fields { table, values }))
     }
 
-    fn name(&self, key: &str) -> String {
-        name(&self.path, key)
+    fn value(&self, key: &str) -> Option<&Value> {
+        let i = self.table.iter().position(|(known, _)| *known == key)?;
+        self.values.get(i)?.as_ref()
     }
 
-    /// `will.qos must be 0, 1 or 2`: the option's name, then `why`.
-    fn wrong(&self, key: &str, why: &str) -> String {
-        cat(&[&self.name(key), why])
+    fn take(&mut self, key: &str) -> Option<Value> {
+        let i = self.table.iter().position(|(known, _)| *known == key)?;
+        self.values.get_mut(i)?.take()
     }
 
-    /// The value of `key`, unless it is `undefined` or `null`.
-    pub(crate) fn get(&self, key: &str) -> Option<JsValue> {
-        js_sys::Reflect::get(&self.object, &JsValue::from_str(key))
-            .ok()
-            .filter(|v| !v.is_undefined() && !v.is_null())
+    /// Whether the option is given (neither `undefined` nor `null`).
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.value(key).is_some()
     }
 
-    pub(crate) fn string(&self, key: &str) -> Result<Option<String>, String> {
-        self.get(key)
-            .map(|v| {
-                v.as_string()
-                    .ok_or_else(|| self.wrong(key, " must be a string"))
-            })
-            .transpose()
-    }
-
-    pub(crate) fn bool(&self, key: &str) -> Result<Option<bool>, String> {
-        self.get(key)
-            .map(|v| {
-                v.as_bool()
-                    .ok_or_else(|| self.wrong(key, " must be true or false"))
-            })
-            .transpose()
-    }
-
-    fn number(&self, key: &str) -> Result<Option<f64>, String> {
-        self.get(key)
-            .map(|v| {
-                v.as_f64()
-                    .ok_or_else(|| self.wrong(key, " must be a number"))
-            })
-            .transpose()
-    }
-
-    /// A whole number from `min` to `max`.
-    pub(crate) fn integer(&self, key: &str, min: u32, max: u32) -> Result<Option<u32>, String> {
-        match self.number(key)? {
-            None => Ok(None),
-            Some(n) if n.fract() == 0.0 && n >= f64::from(min) && n <= f64::from(max) => {
-                Ok(Some(n as u32))
-            }
-            Some(_) => Err(cat(&[
-                &self.name(key),
-                " must be a whole number from ",
-                &decimal(min.into()),
-                " to ",
-                &decimal(max.into()),
-            ])),
+    pub(crate) fn text(&mut self, key: &str) -> Option<String> {
+        match self.take(key) {
+            Some(Value::Text(s)) => Some(s),
+            _ => None,
         }
     }
 
-    pub(crate) fn qos(&self, key: &str) -> Result<QoS, String> {
-        Ok(
-            match self
-                .integer(key, 0, 2)
-                .map_err(|_| self.wrong(key, " must be 0, 1 or 2"))?
-            {
-                None | Some(0) => QoS::AtMostOnce,
-                Some(1) => QoS::AtLeastOnce,
-                Some(_) => QoS::ExactlyOnce,
-            },
-        )
+    pub(crate) fn flag(&self, key: &str) -> Option<bool> {
+        match self.value(key) {
+            Some(Value::Flag(b)) => Some(*b),
+            _ => None,
+        }
     }
 
-    fn payload(&self, key: &str) -> Result<Option<Bytes>, String> {
-        self.get(key)
-            .map(|v| payload(&v).map_err(|e| self.wrong(key, &cat(&[": ", &e]))))
-            .transpose()
+    fn number(&self, key: &str) -> Option<f64> {
+        match self.value(key) {
+            Some(Value::Number(n)) => Some(*n),
+            _ => None,
+        }
     }
 
-    fn object(&self, key: &str, known: &[&str]) -> Result<Option<Fields>, String> {
-        Fields::read(
-            self.get(key).unwrap_or(JsValue::UNDEFINED),
-            &self.name(key),
-            known,
-        )
+    /// A [`Kind::Whole`] or [`Kind::Qos`] option.
+    pub(crate) fn whole(&self, key: &str) -> Option<u32> {
+        self.number(key).map(|n| n as u32)
     }
 
-    fn byte_str(&self, key: &str) -> Result<Option<ByteStr>, String> {
-        self.string(key)?
-            .map(|s| byte_str(&s, &self.name(key)))
-            .transpose()
+    pub(crate) fn qos(&self, key: &str) -> QoS {
+        match self.whole(key) {
+            None | Some(0) => QoS::AtMostOnce,
+            Some(1) => QoS::AtLeastOnce,
+            Some(_) => QoS::ExactlyOnce,
+        }
     }
 
-    /// `{ name: value }` or `{ name: [value, ...] }`, as MQTT.js has them.
-    fn user_properties(&self, key: &str) -> Result<Vec<UserProperty>, String> {
-        let Some(map) = self.get(key) else {
-            return Ok(Vec::new());
+    fn payload(&mut self, key: &str) -> Option<Bytes> {
+        match self.take(key) {
+            Some(Value::Payload(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn utf8(&mut self, key: &str) -> Option<ByteStr> {
+        match self.take(key) {
+            Some(Value::Utf8(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn topic(&mut self, key: &str) -> Option<TopicName> {
+        match self.take(key) {
+            Some(Value::Topic(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn object(&mut self, key: &str) -> Option<Fields> {
+        match self.take(key) {
+            Some(Value::Object(o)) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn pairs(&mut self, key: &str) -> Vec<UserProperty> {
+        match self.take(key) {
+            Some(Value::Pairs(p)) => p,
+            _ => Vec::new(),
+        }
+    }
+
+    fn any(&mut self, key: &str) -> Option<JsValue> {
+        match self.take(key) {
+            Some(Value::Any(v)) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// The one reader of option values: `v` (neither `undefined` nor `null`) as `kind`, or why
+/// not, starting with the option's name `what`.
+fn read_value(v: JsValue, what: &str, kind: Kind) -> Result<Value, String> {
+    let wrong = |why: &str| cat(&[what, why]);
+    let text = |v: &JsValue| v.as_string().ok_or_else(|| wrong(" must be a string"));
+    Ok(match kind {
+        Kind::Text => Value::Text(text(&v)?),
+        Kind::Flag => Value::Flag(v.as_bool().ok_or_else(|| wrong(" must be true or false"))?),
+        Kind::Number => Value::Number(v.as_f64().ok_or_else(|| wrong(" must be a number"))?),
+        Kind::Whole(min, max) => {
+            let n = v.as_f64().ok_or_else(|| wrong(" must be a number"))?;
+            if n.fract() != 0.0 || n < f64::from(min) || n > f64::from(max) {
+                return Err(cat(&[
+                    what,
+                    " must be a whole number from ",
+                    &decimal(min.into()),
+                    " to ",
+                    &decimal(max.into()),
+                ]));
+            }
+            Value::Number(n)
+        }
+        Kind::Qos => match v.as_f64() {
+            Some(n) if n == 0.0 || n == 1.0 || n == 2.0 => Value::Number(n),
+            _ => return Err(wrong(" must be 0, 1 or 2")),
+        },
+        Kind::Payload => Value::Payload(payload(&v).map_err(|e| cat(&[what, ": ", &e]))?),
+        Kind::Utf8 => Value::Utf8(byte_str(&text(&v)?, what)?),
+        Kind::Topic => {
+            let topic = text(&v)?;
+            Value::Topic(topic_name(&topic).map_err(|e| cat(&[what, ": ", &e]))?)
+        }
+        Kind::Object(table) => match Fields::read(v, what, table)? {
+            Some(fields) => Value::Object(fields),
+            None => return Err(wrong(" must be an object")),
+        },
+        Kind::Pairs => Value::Pairs(user_properties(&v, what)?),
+        Kind::Any => Value::Any(v),
+    })
+}
+
+/// `{ name: value }` or `{ name: [value, ...] }`, as MQTT.js has them.
+fn user_properties(map: &JsValue, what: &str) -> Result<Vec<UserProperty>, String> {
+    if !map.is_object() {
+        return Err(cat(&[what, " must be an object of strings"]));
+    }
+    let mut pairs = Vec::new();
+    for entry in Object::entries(map.unchecked_ref()).iter() {
+        let entry: js_sys::Array = entry.unchecked_into();
+        let name = entry.get_unchecked(0).as_string().unwrap_or_default();
+        let value = entry.get_unchecked(1);
+        let values: Vec<JsValue> = match value.dyn_ref::<js_sys::Array>() {
+            Some(array) => array.iter().collect(),
+            None => vec![value],
         };
-        let what = self.name(key);
-        if !map.is_object() {
-            return Err(cat(&[&what, " must be an object of strings"]));
+        for value in values {
+            let value = value.as_string().ok_or_else(|| {
+                cat(&[what, ".", &name, " must be a string or an array of strings"])
+            })?;
+            pairs.push(UserProperty {
+                name: byte_str(&name, what)?,
+                value: byte_str(&value, what)?,
+            });
         }
-        let mut pairs = Vec::new();
-        for entry in Object::entries(map.unchecked_ref()).iter() {
-            let entry: js_sys::Array = entry.unchecked_into();
-            let name = entry.get_unchecked(0).as_string().unwrap_or_default();
-            let value = entry.get_unchecked(1);
-            let values: Vec<JsValue> = match value.dyn_ref::<js_sys::Array>() {
-                Some(array) => array.iter().collect(),
-                None => vec![value],
-            };
-            for value in values {
-                let value = value.as_string().ok_or_else(|| {
-                    cat(&[
-                        &what,
-                        ".",
-                        &name,
-                        " must be a string or an array of strings",
-                    ])
-                })?;
-                pairs.push(UserProperty {
-                    name: byte_str(&name, &what)?,
-                    value: byte_str(&value, &what)?,
-                });
-            }
-        }
-        Ok(pairs)
     }
+    Ok(pairs)
 }
 
 fn name(path: &str, key: &str) -> String {
@@ -257,56 +338,81 @@ pub(crate) struct Connection {
     pub(crate) reconnect: Option<Backoff>,
 }
 
-const CONNECT: &[&str] = &[
-    "clientId",
-    "protocolVersion",
-    "clean",
-    "keepalive",
-    "username",
-    "password",
-    "will",
-    "reconnect",
-    "properties",
-    "connectTimeout",
-    "queueLimit",
+const ANY_U32: Kind = Kind::Whole(0, u32::MAX);
+const ANY_U16: Kind = Kind::Whole(0, u16::MAX as u32);
+
+const CONNECT: &[Field] = &[
+    ("clientId", Kind::Text),
+    ("protocolVersion", Kind::Whole(0, 255)),
+    ("clean", Kind::Flag),
+    ("keepalive", ANY_U16),
+    ("username", Kind::Text),
+    ("password", Kind::Payload),
+    ("will", Kind::Object(WILL)),
+    ("reconnect", Kind::Any),
+    ("properties", Kind::Object(CONNECT_PROPERTIES)),
+    ("connectTimeout", Kind::Whole(1, u32::MAX)),
+    ("queueLimit", ANY_U32),
 ];
-const WILL: &[&str] = &["topic", "payload", "qos", "retain", "properties"];
-const CONNECT_PROPERTIES: &[&str] = &[
-    "sessionExpiryInterval",
-    "receiveMaximum",
-    "maximumPacketSize",
-    "topicAliasMaximum",
-    "requestResponseInformation",
-    "requestProblemInformation",
-    "userProperties",
+const WILL: &[Field] = &[
+    ("topic", Kind::Topic),
+    ("payload", Kind::Payload),
+    ("qos", Kind::Qos),
+    ("retain", Kind::Flag),
+    ("properties", Kind::Object(WILL_PROPERTIES)),
 ];
-const BACKOFF: &[&str] = &["initialDelayMs", "maxDelayMs", "jitter"];
-const PUBLISH: &[&str] = &["qos", "retain", "properties"];
-const WILL_PROPERTIES: &[&str] = &[
-    "willDelayInterval",
-    "payloadFormatIndicator",
-    "messageExpiryInterval",
-    "contentType",
-    "responseTopic",
-    "correlationData",
-    "userProperties",
+const CONNECT_PROPERTIES: &[Field] = &[
+    ("sessionExpiryInterval", ANY_U32),
+    ("receiveMaximum", Kind::Whole(1, u16::MAX as u32)),
+    ("maximumPacketSize", Kind::Whole(1, u32::MAX)),
+    ("topicAliasMaximum", ANY_U16),
+    ("requestResponseInformation", Kind::Flag),
+    ("requestProblemInformation", Kind::Flag),
+    ("userProperties", Kind::Pairs),
+];
+const BACKOFF: &[Field] = &[
+    ("initialDelayMs", ANY_U32),
+    ("maxDelayMs", ANY_U32),
+    ("jitter", Kind::Number),
+];
+const PUBLISH: &[Field] = &[
+    ("qos", Kind::Qos),
+    ("retain", Kind::Flag),
+    ("properties", Kind::Object(MESSAGE_PROPERTIES)),
+];
+const WILL_PROPERTIES: &[Field] = &[
+    ("willDelayInterval", ANY_U32),
+    ("payloadFormatIndicator", Kind::Flag),
+    ("messageExpiryInterval", ANY_U32),
+    ("contentType", Kind::Utf8),
+    ("responseTopic", Kind::Topic),
+    ("correlationData", Kind::Payload),
+    ("userProperties", Kind::Pairs),
 ];
 /// A will's properties but the delay: those of a message.
-const MESSAGE_PROPERTIES: &[&str] = WILL_PROPERTIES.split_at(1).1;
-pub(crate) const SUBSCRIBE: &[&str] = &["qos", "nl", "rap", "rh", "properties"];
-const SUBSCRIBE_PROPERTIES: &[&str] = &["subscriptionIdentifier", "userProperties"];
+const MESSAGE_PROPERTIES: &[Field] = WILL_PROPERTIES.split_at(1).1;
+pub(crate) const SUBSCRIBE: &[Field] = &[
+    ("qos", Kind::Qos),
+    ("nl", Kind::Flag),
+    ("rap", Kind::Flag),
+    ("rh", Kind::Whole(0, 2)),
+    ("properties", Kind::Object(SUBSCRIBE_PROPERTIES)),
+];
+const SUBSCRIBE_PROPERTIES: &[Field] = &[
+    ("subscriptionIdentifier", Kind::Whole(1, 268_435_455)),
+    ("userProperties", Kind::Pairs),
+];
 
 /// Reads `connect(url, options)`.
 pub(crate) fn connection(value: JsValue) -> Result<Connection, String> {
-    let o = Fields::read(value, "", CONNECT)?;
-    let Some(o) = o else {
+    let Some(mut o) = Fields::read(value, "", CONNECT)? else {
         return Ok(Connection {
             session: Options::new(""),
             reconnect: Some(Backoff::default()),
         });
     };
-    let mut options = Options::new(o.string("clientId")?.unwrap_or_default());
-    options.version = match o.integer("protocolVersion", 0, 255)? {
+    let mut options = Options::new(o.text("clientId").unwrap_or_default());
+    options.version = match o.whole("protocolVersion") {
         None | Some(5) => ProtocolVersion::V5,
         Some(4) => ProtocolVersion::V3_1_1,
         Some(_) => {
@@ -322,40 +428,36 @@ pub(crate) fn connection(value: JsValue) -> Result<Connection, String> {
             out.make_ascii_lowercase();
         });
     }
-    if let Some(clean) = o.bool("clean")? {
+    if let Some(clean) = o.flag("clean") {
         options.clean_start = clean;
     }
-    if let Some(keepalive) = o.integer("keepalive", 0, u32::from(u16::MAX))? {
+    if let Some(keepalive) = o.whole("keepalive") {
         options.keep_alive = keepalive as u16;
     }
-    options.username = o.string("username")?;
-    options.password = o.payload("password")?;
-    if let Some(ms) = o.integer("connectTimeout", 1, u32::MAX)? {
+    options.username = o.text("username");
+    options.password = o.payload("password");
+    if let Some(ms) = o.whole("connectTimeout") {
         options.response_timeout_ms = u64::from(ms);
     }
-    if let Some(limit) = o.integer("queueLimit", 0, u32::MAX)? {
+    if let Some(limit) = o.whole("queueLimit") {
         options.max_offline_queue = limit as usize;
     }
-    if let Some(will) = o.object("will", WILL)? {
-        options.will = Some(read_will(&will)?);
+    if let Some(mut will) = o.object("will") {
+        options.will = Some(read_will(&mut will)?);
     }
-    if let Some(p) = o.object("properties", CONNECT_PROPERTIES)? {
+    if let Some(mut p) = o.object("properties") {
         let props = &mut options.properties;
-        props.session_expiry_interval = p.integer("sessionExpiryInterval", 0, u32::MAX)?;
+        props.session_expiry_interval = p.whole("sessionExpiryInterval");
         props.receive_maximum = p
-            .integer("receiveMaximum", 1, u32::from(u16::MAX))?
+            .whole("receiveMaximum")
             .and_then(|n| NonZeroU16::new(n as u16));
-        props.maximum_packet_size = p
-            .integer("maximumPacketSize", 1, u32::MAX)?
-            .and_then(NonZeroU32::new);
-        props.topic_alias_maximum = p
-            .integer("topicAliasMaximum", 0, u32::from(u16::MAX))?
-            .map(|n| n as u16);
-        props.request_response_information = p.bool("requestResponseInformation")?;
-        props.request_problem_information = p.bool("requestProblemInformation")?;
-        props.user_properties = p.user_properties("userProperties")?;
+        props.maximum_packet_size = p.whole("maximumPacketSize").and_then(NonZeroU32::new);
+        props.topic_alias_maximum = p.whole("topicAliasMaximum").map(|n| n as u16);
+        props.request_response_information = p.flag("requestResponseInformation");
+        props.request_problem_information = p.flag("requestProblemInformation");
+        props.user_properties = p.pairs("userProperties");
     }
-    let reconnect = match o.get("reconnect") {
+    let reconnect = match o.any("reconnect") {
         None => Some(Backoff::default()),
         Some(v) if v.as_bool() == Some(true) => Some(Backoff::default()),
         Some(v) if v.as_bool() == Some(false) => None,
@@ -365,12 +467,10 @@ pub(crate) fn connection(value: JsValue) -> Result<Connection, String> {
             let default = Backoff::default();
             let backoff = Backoff {
                 initial_delay_ms: b
-                    .integer("initialDelayMs", 0, u32::MAX)?
+                    .whole("initialDelayMs")
                     .unwrap_or(default.initial_delay_ms),
-                max_delay_ms: b
-                    .integer("maxDelayMs", 0, u32::MAX)?
-                    .unwrap_or(default.max_delay_ms),
-                jitter: b.number("jitter")?.unwrap_or(default.jitter),
+                max_delay_ms: b.whole("maxDelayMs").unwrap_or(default.max_delay_ms),
+                jitter: b.number("jitter").unwrap_or(default.jitter),
             };
             if !(0.0..=1.0).contains(&backoff.jitter) {
                 return Err("reconnect.jitter must be from 0 to 1".to_owned());
@@ -384,13 +484,12 @@ pub(crate) fn connection(value: JsValue) -> Result<Connection, String> {
     })
 }
 
-fn read_will(w: &Fields) -> Result<Will, String> {
-    let topic = w.string("topic")?.ok_or("will.topic is missing")?;
-    let topic = topic_name(&topic).map_err(|e| cat(&["will.topic: ", &e]))?;
+fn read_will(w: &mut Fields) -> Result<Will, String> {
+    let topic = w.topic("topic").ok_or("will.topic is missing")?;
     let mut properties = WillProperties::default();
-    if let Some(p) = w.object("properties", WILL_PROPERTIES)? {
-        properties.will_delay_interval = p.integer("willDelayInterval", 0, u32::MAX)?;
-        let message = message_properties(&p)?;
+    if let Some(mut p) = w.object("properties") {
+        properties.will_delay_interval = p.whole("willDelayInterval");
+        let message = message_properties(&mut p);
         properties.payload_format_indicator = message.payload_format_indicator;
         properties.message_expiry_interval = message.message_expiry_interval;
         properties.content_type = message.content_type;
@@ -400,26 +499,23 @@ fn read_will(w: &Fields) -> Result<Will, String> {
     }
     Ok(Will {
         topic,
-        payload: w.payload("payload")?.unwrap_or_default(),
-        qos: w.qos("qos")?,
-        retain: w.bool("retain")?.unwrap_or(false),
+        payload: w.payload("payload").unwrap_or_default(),
+        qos: w.qos("qos"),
+        retain: w.flag("retain").unwrap_or(false),
         properties,
     })
 }
 
-fn message_properties(p: &Fields) -> Result<PublishProperties, String> {
-    Ok(PublishProperties {
-        payload_format_indicator: p.bool("payloadFormatIndicator")?,
-        message_expiry_interval: p.integer("messageExpiryInterval", 0, u32::MAX)?,
-        content_type: p.byte_str("contentType")?,
-        response_topic: p
-            .string("responseTopic")?
-            .map(|t| topic_name(&t).map_err(|e| p.wrong("responseTopic", &cat(&[": ", &e]))))
-            .transpose()?,
-        correlation_data: p.payload("correlationData")?,
-        user_properties: p.user_properties("userProperties")?,
+fn message_properties(p: &mut Fields) -> PublishProperties {
+    PublishProperties {
+        payload_format_indicator: p.flag("payloadFormatIndicator"),
+        message_expiry_interval: p.whole("messageExpiryInterval"),
+        content_type: p.utf8("contentType"),
+        response_topic: p.topic("responseTopic"),
+        correlation_data: p.payload("correlationData"),
+        user_properties: p.pairs("userProperties"),
         ..Default::default()
-    })
+    }
 }
 
 /// What `publish(topic, payload, options)` sets besides topic and payload.
@@ -430,7 +526,7 @@ pub(crate) struct PublishSettings {
 }
 
 pub(crate) fn publish_options(value: JsValue) -> Result<PublishSettings, String> {
-    let Some(o) = Fields::read(value, "", PUBLISH)? else {
+    let Some(mut o) = Fields::read(value, "", PUBLISH)? else {
         return Ok(PublishSettings {
             qos: QoS::AtMostOnce,
             retain: false,
@@ -438,12 +534,11 @@ pub(crate) fn publish_options(value: JsValue) -> Result<PublishSettings, String>
         });
     };
     Ok(PublishSettings {
-        qos: o.qos("qos")?,
-        retain: o.bool("retain")?.unwrap_or(false),
+        qos: o.qos("qos"),
+        retain: o.flag("retain").unwrap_or(false),
         properties: o
-            .object("properties", MESSAGE_PROPERTIES)?
-            .map(|p| message_properties(&p))
-            .transpose()?,
+            .object("properties")
+            .map(|mut p| message_properties(&mut p)),
     })
 }
 
@@ -452,56 +547,33 @@ pub(crate) fn publish_options(value: JsValue) -> Result<PublishSettings, String>
 pub(crate) fn subscription_options(
     common: Option<&Fields>,
     own: Option<&Fields>,
-) -> Result<SubscriptionOptions, String> {
-    let pick = |key: &str| {
-        own.and_then(|o| o.get(key))
-            .is_some()
-            .then_some(own)
-            .flatten()
-            .or(common)
-    };
-    let qos = match pick("qos") {
-        Some(o) => o.qos("qos")?,
-        None => QoS::AtMostOnce,
-    };
-    let flag = |key: &str| -> Result<bool, String> {
-        Ok(match pick(key) {
-            Some(o) => o.bool(key)?.unwrap_or(false),
-            None => false,
-        })
-    };
-    let retain_handling = match pick("rh")
-        .map(|o| o.integer("rh", 0, 2))
-        .transpose()?
-        .flatten()
-    {
+) -> SubscriptionOptions {
+    let pick = |key: &str| own.filter(|o| o.has(key)).or(common);
+    let retain_handling = match pick("rh").and_then(|o| o.whole("rh")) {
         None | Some(0) => RetainHandling::SendAtSubscribe,
         Some(1) => RetainHandling::SendAtSubscribeIfNew,
         Some(_) => RetainHandling::DoNotSend,
     };
-    Ok(SubscriptionOptions {
-        qos,
-        no_local: flag("nl")?,
-        retain_as_published: flag("rap")?,
+    let flag = |key: &str| pick(key).and_then(|o| o.flag(key)).unwrap_or(false);
+    SubscriptionOptions {
+        qos: pick("qos").map_or(QoS::AtMostOnce, |o| o.qos("qos")),
+        no_local: flag("nl"),
+        retain_as_published: flag("rap"),
         retain_handling,
-    })
+    }
 }
 
 /// The SUBSCRIBE's 5.0 properties, from the common options.
-pub(crate) fn subscribe_properties(common: Option<&Fields>) -> Result<SubscribeProperties, String> {
-    let Some(p) = common
-        .map(|c| c.object("properties", SUBSCRIBE_PROPERTIES))
-        .transpose()?
-        .flatten()
-    else {
-        return Ok(SubscribeProperties::default());
+pub(crate) fn subscribe_properties(common: Option<&mut Fields>) -> SubscribeProperties {
+    let Some(mut p) = common.and_then(|c| c.object("properties")) else {
+        return SubscribeProperties::default();
     };
-    Ok(SubscribeProperties {
+    SubscribeProperties {
         subscription_identifier: p
-            .integer("subscriptionIdentifier", 1, 268_435_455)?
+            .whole("subscriptionIdentifier")
             .and_then(SubscriptionId::new),
-        user_properties: p.user_properties("userProperties")?,
-    })
+        user_properties: p.pairs("userProperties"),
+    }
 }
 
 fn js_random() -> f64 {
