@@ -713,14 +713,15 @@ impl MqttClient {
         #[wasm_bindgen(unchecked_optional_param_type = "PublishOptions")] options: JsValue,
     ) -> Promise {
         let what = cat(&["publish to \"", &topic, "\""]);
-        self.command(
-            what,
-            publish_packet(&topic, &payload, options),
-            |inner, publish, deferred| {
-                let token = inner.session.publish(now(), publish);
-                inner.calls.insert(token, Call::Publish { deferred, topic });
-            },
-        )
+        let prepared = publish_packet(&topic, &payload, options);
+        let (promise, deferred) = self.command(&what, prepared.as_ref().err());
+        if let (Some(deferred), Ok(publish)) = (deferred, prepared) {
+            let mut inner = self.shared.borrow_mut();
+            let token = inner.session.publish(now(), publish);
+            inner.calls.insert(token, Call::Publish { deferred, topic });
+        }
+        drive(&self.shared);
+        promise
     }
 
     /// Subscribes to a filter, an array of filters, or an object of filters and their
@@ -736,21 +737,20 @@ impl MqttClient {
         #[wasm_bindgen(unchecked_optional_param_type = "SubscribeOptions")] options: JsValue,
     ) -> Promise {
         let prepared = subscriptions(&filters, options);
-        self.command(
-            "subscribe".to_owned(),
-            prepared,
-            |inner, (list, properties), deferred| {
-                let filters: Vec<String> =
-                    list.iter().map(|s| s.filter.as_str().to_owned()).collect();
-                for filter in &filters {
-                    inner.explicit.insert(filter.clone());
-                }
-                let token = inner.session.subscribe_with(now(), list, properties);
-                inner
-                    .calls
-                    .insert(token, Call::Subscribe { deferred, filters });
-            },
-        )
+        let (promise, deferred) = self.command("subscribe", prepared.as_ref().err());
+        if let (Some(deferred), Ok((list, properties))) = (deferred, prepared) {
+            let mut inner = self.shared.borrow_mut();
+            let filters: Vec<String> = list.iter().map(|s| s.filter.as_str().to_owned()).collect();
+            for filter in &filters {
+                inner.explicit.insert(filter.clone());
+            }
+            let token = inner.session.subscribe_with(now(), list, properties);
+            inner
+                .calls
+                .insert(token, Call::Subscribe { deferred, filters });
+        }
+        drive(&self.shared);
+        promise
     }
 
     /// Unsubscribes from a filter or an array of filters.
@@ -759,43 +759,39 @@ impl MqttClient {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string | string[]")] filters: JsValue,
     ) -> Promise {
-        self.command(
-            "unsubscribe".to_owned(),
-            filter_list(&filters),
-            |inner, list, deferred| {
-                let filters: Vec<String> = list.iter().map(|f| f.as_str().to_owned()).collect();
-                for filter in &filters {
-                    inner.explicit.remove(filter);
-                }
-                let token = inner.session.unsubscribe(now(), list);
-                inner
-                    .calls
-                    .insert(token, Call::Unsubscribe { deferred, filters });
-            },
-        )
-    }
-
-    /// What publish, subscribe and unsubscribe share: arguments checked (or why they are
-    /// wrong), the command given to the session, or a rejection once the client has ended.
-    fn command<T>(
-        &self,
-        what: String,
-        prepared: Result<T, String>,
-        start: impl FnOnce(&mut Inner, T, Deferred),
-    ) -> Promise {
-        let (promise, deferred) = Deferred::new();
-        let mut fx = Effects::new();
-        match prepared {
-            Err(why) => deferred.reject(&mut fx, error::error(&cat(&[&what, ": ", &why]))),
-            Ok(_) if self.shared.borrow().state == State::Ended => {
-                let message = cat(&["cannot ", &what, ": the client has ended"]);
-                deferred.reject(&mut fx, error::error(&message));
+        let prepared = filter_list(&filters);
+        let (promise, deferred) = self.command("unsubscribe", prepared.as_ref().err());
+        if let (Some(deferred), Ok(list)) = (deferred, prepared) {
+            let mut inner = self.shared.borrow_mut();
+            let filters: Vec<String> = list.iter().map(|f| f.as_str().to_owned()).collect();
+            for filter in &filters {
+                inner.explicit.remove(filter);
             }
-            Ok(args) => start(&mut self.shared.borrow_mut(), args, deferred),
+            let token = inner.session.unsubscribe(now(), list);
+            inner
+                .calls
+                .insert(token, Call::Unsubscribe { deferred, filters });
         }
-        run(fx);
         drive(&self.shared);
         promise
+    }
+
+    /// What publish, subscribe and unsubscribe share (one function, not one per argument
+    /// type): a Promise, rejected at once if the arguments are wrong (`why`) or the client
+    /// has ended; else also its `Deferred`, for the caller to give the command to the session.
+    fn command(&self, what: &str, why: Option<&String>) -> (Promise, Option<Deferred>) {
+        let (promise, deferred) = Deferred::new();
+        let message = match why {
+            Some(why) => cat(&[what, ": ", why]),
+            None if self.shared.borrow().state == State::Ended => {
+                cat(&["cannot ", what, ": the client has ended"])
+            }
+            None => return (promise, Some(deferred)),
+        };
+        let mut fx = Effects::new();
+        deferred.reject(&mut fx, error::error(&message));
+        run(fx);
+        (promise, None)
     }
 
     /// Disconnects and stops reconnecting; resolves when done. Commands still waiting are
