@@ -277,6 +277,7 @@ pub(crate) trait Slot {
 
 impl<T: Value> Slot for Option<T> {
     const EMPTY: Self = None;
+    #[cfg_attr(feature = "small", inline(never))]
     fn fill(&mut self, id: PropertyId, r: &mut Reader) -> Result<(), ErrorKind> {
         if self.is_some() {
             return Err(ErrorKind::DuplicateProperty(id));
@@ -297,6 +298,7 @@ impl<T: Value> Slot for Option<T> {
 
 impl<T: Value> Slot for Vec<T> {
     const EMPTY: Self = Vec::new();
+    #[cfg_attr(feature = "small", inline(never))]
     fn fill(&mut self, id: PropertyId, r: &mut Reader) -> Result<(), ErrorKind> {
         self.push(T::read(r, id)?);
         Ok(())
@@ -387,6 +389,7 @@ macro_rules! property_set {
         }
 
         impl PropertySet for $name {
+            #[cfg_attr(feature = "small", inline(never))]
             fn read_properties(&mut self, r: &mut Reader) -> Result<(), ErrorKind> {
                 while r.has_remaining() {
                     let raw = r.varint()?;
