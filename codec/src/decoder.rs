@@ -91,7 +91,7 @@ impl Decoder {
         self.next::<true>(buf)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn next<const FROM_SERVER: bool>(
         &mut self,
         buf: &mut BytesMut,

@@ -405,12 +405,12 @@ macro_rules! property_set {
                 Ok(())
             }
 
-            #[inline(always)]
+            #[cfg_attr(not(feature = "small"), inline(always))]
             fn properties_len(&self) -> usize {
                 0 $(+ Slot::len(&self.$field))*
             }
 
-            #[inline(always)]
+            #[cfg_attr(not(feature = "small"), inline(always))]
             fn write_properties(&self, dst: &mut BytesMut) {
                 $(Slot::write(&self.$field, PropertyId::$id, dst);)*
             }

@@ -33,7 +33,7 @@ fn decode(
     Ok((packet_id, reason_code, properties))
 }
 
-#[inline(always)]
+#[cfg_attr(not(feature = "small"), inline(always))]
 fn remaining_length(
     version: ProtocolVersion,
     reason: ReasonCode,
@@ -46,7 +46,7 @@ fn remaining_length(
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(feature = "small"), inline(always))]
 fn write(
     version: ProtocolVersion,
     dst: &mut BytesMut,
@@ -100,12 +100,12 @@ macro_rules! ack_packet {
                 Ok(())
             }
 
-            #[inline(always)]
+            #[cfg_attr(not(feature = "small"), inline(always))]
             fn remaining_length(&self, version: ProtocolVersion) -> usize {
                 remaining_length(version, self.reason_code, &self.properties)
             }
 
-            #[inline(always)]
+            #[cfg_attr(not(feature = "small"), inline(always))]
             fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
                 write(version, dst, self.packet_id, self.reason_code, &self.properties)
             }

@@ -37,7 +37,7 @@ impl Body for Auth {
         check_reason_code(self.reason_code, Self::TYPE, allowed::AUTH)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn remaining_length(&self, _: ProtocolVersion) -> usize {
         if self.reason_code == ReasonCode::Success && self.properties.is_empty() {
             0
@@ -46,7 +46,7 @@ impl Body for Auth {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         if self.remaining_length(version) > 0 {
             dst.put_u8(self.reason_code as u8);

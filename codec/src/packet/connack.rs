@@ -60,7 +60,7 @@ impl Body for ConnAck {
         Ok(())
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         if version.is_v5() {
             2 + self.properties.encoded_len()
@@ -69,7 +69,7 @@ impl Body for ConnAck {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         dst.put_u8(u8::from(self.session_present));
         if version.is_v5() {

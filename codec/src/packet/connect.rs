@@ -218,7 +218,7 @@ impl Body for Connect {
         Ok(())
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn remaining_length(&self, _: ProtocolVersion) -> usize {
         let version = self.protocol_version;
         let v5 = version.is_v5();
@@ -244,7 +244,7 @@ impl Body for Connect {
             .map_or(0, |p| wire::binary_len(p.len()))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn write(&self, _: ProtocolVersion, dst: &mut BytesMut) {
         let version = self.protocol_version;
         wire::put_binary(dst, version.protocol_name().as_bytes());

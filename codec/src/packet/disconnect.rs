@@ -55,7 +55,7 @@ impl Body for Disconnect {
         Ok(())
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         match (
             version.is_v5(),
@@ -68,7 +68,7 @@ impl Body for Disconnect {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         let len = self.remaining_length(version);
         if len > 0 {

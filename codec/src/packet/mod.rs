@@ -314,7 +314,7 @@ fn first_byte<B: Body>(body: &B) -> u8 {
 /// The result type is the one [`crate::Decoder::decode`] returns, so the packet is written
 /// once into its final place instead of being moved through `map` and `map_err` (a PUBLISH
 /// is a few hundred bytes; those moves were a fifth of the decode time).
-#[inline(always)]
+#[cfg_attr(not(feature = "small"), inline(always))]
 fn decode_into<B: Body>(
     flags: u8,
     r: &mut Reader,
@@ -417,7 +417,7 @@ impl Packet {
 }
 
 /// Appends a whole packet, fixed header included, to `dst`, or writes nothing and fails.
-#[inline(always)]
+#[cfg_attr(not(feature = "small"), inline(always))]
 fn encode_packet<B: Body>(
     b: &B,
     version: ProtocolVersion,

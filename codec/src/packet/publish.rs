@@ -155,7 +155,7 @@ impl Body for Publish {
         flags
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         let mut len = wire::binary_len(self.topic.as_str().len()) + self.payload.len();
         if self.packet_id.is_some() {
@@ -170,7 +170,7 @@ impl Body for Publish {
         len
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         wire::put_binary(dst, self.topic.as_str().as_bytes());
         if let Some(id) = self.packet_id {

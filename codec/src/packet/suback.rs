@@ -95,7 +95,7 @@ impl Body for SubAck {
         Ok(())
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         let properties = if version.is_v5() {
             self.properties.encoded_len()
@@ -105,7 +105,7 @@ impl Body for SubAck {
         2 + properties + self.reason_codes.len()
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         dst.put_u16(self.packet_id.get());
         if version.is_v5() {
@@ -153,7 +153,7 @@ impl Body for UnsubAck {
         Ok(())
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         if version.is_v5() {
             2 + self.properties.encoded_len() + self.reason_codes.len()
@@ -162,7 +162,7 @@ impl Body for UnsubAck {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         dst.put_u16(self.packet_id.get());
         if version.is_v5() {

@@ -142,7 +142,7 @@ impl Body for Subscribe {
         Ok(())
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn remaining_length(&self, version: ProtocolVersion) -> usize {
         let filters: usize = self
             .subscriptions
@@ -157,7 +157,7 @@ impl Body for Subscribe {
         2 + properties + filters
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         dst.put_u16(self.packet_id.get());
         if version.is_v5() {
