@@ -33,11 +33,11 @@ pub struct Config {
     pub max_queued_bytes: usize,
     /// How many bytes may wait for all clients together.
     pub max_total_queued_bytes: usize,
-    /// How long a publisher may be kept waiting, in milliseconds, while a connected
-    /// subscriber's queue it feeds is more than half full (the broker stops reading from the
-    /// publisher meanwhile, so TCP slows it down). A subscriber that does not drain its
-    /// queue in that time no longer holds publishers back until it catches up; its queue
-    /// then drops messages when full. 0: publishers never wait.
+    /// While a connected subscriber's queue is more than half full, the broker stops
+    /// reading from the publishers that feed it (TCP then slows them down) until it is down
+    /// to a quarter. A subscriber that takes no message for this many milliseconds counts as
+    /// stalled: it holds no one back until it catches up, and its queue drops messages when
+    /// full. 0: publishers never wait.
     pub max_publisher_wait_ms: u64,
     /// How many QoS 1 and 2 messages may be in flight to one client (capped by the client's
     /// own Receive Maximum), and how many QoS 2 messages it may have in flight to us.

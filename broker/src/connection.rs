@@ -200,7 +200,7 @@ struct Connection {
     progress: Option<watch::Receiver<Progress>>,
     pending: Ticket,
     /// Sessions the client's last PUBLISH filled past their high-water mark: nothing more
-    /// is read from the client until they have drained (or waiting has taken too long).
+    /// is read from the client until they have drained (or stalled).
     congested: Vec<Arc<Session>>,
 }
 
@@ -483,19 +483,26 @@ impl Connection {
 
     /// Backpressure: while a subscriber's queue this client's messages went to is past its
     /// high-water mark, nothing more is read from the client (TCP flow control then slows
-    /// it down), for at most `max_publisher_wait`; a subscriber that has not drained by
-    /// then is marked stalled and holds no one back until it catches up. The client's own
-    /// deliveries and acknowledgements still go out meanwhile.
+    /// it down). Waiting goes on as long as the subscriber takes messages; one that takes
+    /// none for `max_publisher_wait` is marked stalled and holds no one back until it has
+    /// caught up. The client's own deliveries and acknowledgements still go out meanwhile.
     async fn wait_for_room(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<End> {
-        let give_up = Instant::now() + self.shared.config.max_publisher_wait();
+        let wait = self.shared.config.max_publisher_wait();
+        let mut give_up = Instant::now() + wait;
+        let mut waiting: Vec<(Arc<Session>, u64)> = (self.congested.drain(..))
+            .map(|session| {
+                let taken = session.taken();
+                (session, taken)
+            })
+            .collect();
         let shared = self.shared.clone();
         loop {
             // Registered before the check, so that a drain in between is not missed.
             let drained = shared.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            self.congested.retain(|session| session.holds_back());
-            if self.congested.is_empty() {
+            waiting.retain(|(session, _)| session.holds_back());
+            if waiting.is_empty() {
                 return None;
             }
             if self.send_queue().await.is_err() {
@@ -509,10 +516,16 @@ impl Connection {
                     }
                 }
                 () = sleep_until(give_up) => {
-                    for session in self.congested.drain(..) {
-                        session.stall();
-                    }
-                    return None;
+                    waiting.retain_mut(|(session, taken)| {
+                        let now = session.taken();
+                        if now == *taken {
+                            session.stall();
+                            return false;
+                        }
+                        *taken = now;
+                        true
+                    });
+                    give_up = Instant::now() + wait;
                 }
                 _ = shutdown.changed() => return Some(End::Shutdown),
             }

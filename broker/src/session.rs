@@ -73,6 +73,9 @@ impl Outgoing {
 pub(crate) struct Queue {
     messages: VecDeque<Outgoing>,
     bytes: usize,
+    /// Messages taken from the front so far: publishers held back by the queue tell a slow
+    /// client (still taking) from a stuck one by it.
+    taken: u64,
 }
 
 impl Queue {
@@ -101,6 +104,7 @@ impl Queue {
 
     pub(crate) fn pop_front(&mut self, total: &AtomicUsize) -> Option<Outgoing> {
         let message = self.messages.pop_front()?;
+        self.taken += 1;
         self.forget(&message, total);
         Some(message)
     }
@@ -310,13 +314,18 @@ impl Session {
         state.backpressure && !state.stalled && self.is_connected()
     }
 
-    /// Publishers waited for this session for as long as they may: they stop waiting for
-    /// it until its queue has drained.
+    /// How many messages the client's connection has taken from the queue so far.
+    pub(crate) fn taken(&self) -> u64 {
+        self.lock().queue.taken
+    }
+
+    /// The client took no message while publishers waited for as long as they may: they
+    /// stop waiting for it until its queue has drained.
     pub(crate) fn stall(&self) {
         let mut state = self.lock();
         if state.backpressure {
             state.stalled = true;
-            tracing::warn!(client = %self.client_id, "slow subscriber: publishers no longer wait for it");
+            tracing::warn!(client = %self.client_id, "stalled subscriber: it took no message while publishers waited; they no longer wait for it");
         }
     }
 }
