@@ -395,7 +395,8 @@ impl Connection {
                 match decoder.decode(buf) {
                     Ok(Some(packet)) => {
                         if matches!(packet, Packet::Publish(_)) && self.publish_rate.is_some() {
-                            if let Some(end) = self.throttle(&mut shutdown).await {
+                            // Boxed, as wait_for_room: rare steps, kept out of every task.
+                            if let Some(end) = Box::pin(self.throttle(&mut shutdown)).await {
                                 return end;
                             }
                             // Waiting for the rate is not the client being silent.
@@ -406,7 +407,7 @@ impl Connection {
                             return end;
                         }
                         if !self.congested.is_empty() {
-                            if let Some(end) = self.wait_for_room(&mut shutdown).await {
+                            if let Some(end) = Box::pin(self.wait_for_room(&mut shutdown)).await {
                                 return end;
                             }
                             // Waiting for subscribers is not the client being silent.
