@@ -5,7 +5,8 @@
 //
 // wasm-pack names the package after the crate (midge-wasm) and knows one target per build;
 // the package.json written here names it midge-mqtt and maps "midge-mqtt" to the web build
-// and "midge-mqtt/bundler" to the bundler build. It also strips the comments from the JS glue.
+// and "midge-mqtt/bundler" to the bundler build. It also strips the comments from the JS glue,
+// and gives the web build's imports short names.
 
 import { readFileSync, writeFileSync, rmSync, readdirSync, statSync, copyFileSync } from "node:fs";
 import { join, dirname } from "node:path";
@@ -78,6 +79,115 @@ for (const file of files(pkg).filter((f) => f.endsWith(".js") && !f.includes("/s
   });
   writeFileSync(file, header + dedent(outputText));
 }
+
+// The web build's imports by short names: wasm-bindgen names each imported JS function
+// `__wbg_<name>_<16 hex digits of hash>`, once in the .wasm's import section and again in the
+// glue, and neither the names nor the digits compress well. Each becomes `__wbg_<n>` in both
+// (n numbers the imports, base 36), and the closure entry point the .wasm exports,
+// `..._invoke__h<16 hex digits>`, `__wbg_x<n>`. Nothing else in either file changes. The
+// bundler build is left as wasm-bindgen wrote it.
+function leb(bytes, at) {
+  let value = 0;
+  let shift = 0;
+  for (;;) {
+    const byte = bytes[at++];
+    value += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+    if (byte < 0x80) return [value, at];
+  }
+}
+function toLeb(value) {
+  const out = [];
+  do {
+    let byte = value % 128;
+    value = Math.floor(value / 128);
+    if (value > 0) byte |= 0x80;
+    out.push(byte);
+  } while (value > 0);
+  return out;
+}
+function shortImports(wasmFile, jsFile) {
+  const wasm = readFileSync(wasmFile);
+  const text = new TextDecoder();
+  const encoder = new TextEncoder();
+  const renamed = new Map();
+  const out = [wasm.subarray(0, 8)];
+  let at = 8;
+  while (at < wasm.length) {
+    const id = wasm[at];
+    const [size, start] = leb(wasm, at + 1);
+    const end = start + size;
+    if (id === 7) {
+      // Exports: the closures' entry points are hashed too (`..._invoke__h<16 hex digits>`).
+      let [count, p] = leb(wasm, start);
+      const body = [...toLeb(count)];
+      while (count-- > 0) {
+        const [len, from] = leb(wasm, p);
+        let name = text.decode(wasm.subarray(from, from + len));
+        if (/_h[0-9a-f]{16}$/.test(name)) {
+          const short = `__wbg_x${renamed.size.toString(36)}`;
+          renamed.set(name, short);
+          name = short;
+        }
+        const bytes = encoder.encode(name);
+        const [, next] = leb(wasm, from + len + 1);
+        body.push(...toLeb(bytes.length), ...bytes, ...wasm.subarray(from + len, next));
+        p = next;
+      }
+      if (p !== end) throw new Error("assemble: the export section did not parse");
+      out.push(Uint8Array.of(7, ...toLeb(body.length), ...body));
+      at = end;
+      continue;
+    }
+    if (id !== 2) {
+      out.push(wasm.subarray(at, end));
+      at = end;
+      continue;
+    }
+    let [count, p] = leb(wasm, start);
+    const body = [...toLeb(count)];
+    while (count-- > 0) {
+      for (const field of [0, 1]) {
+        const [len, from] = leb(wasm, p);
+        let name = text.decode(wasm.subarray(from, from + len));
+        const hashed = field === 1 && name.match(/^(__wbg_\w+)_[0-9a-f]{16}$/);
+        if (hashed) {
+          const short = `__wbg_${renamed.size.toString(36)}`;
+          renamed.set(name, short);
+          name = short;
+        }
+        const bytes = encoder.encode(name);
+        body.push(...toLeb(bytes.length), ...bytes);
+        p = from + len;
+      }
+      const kind = wasm[p];
+      let q = p + 1;
+      if (kind === 0) [, q] = leb(wasm, q); // function: type index
+      else if (kind === 1 || kind === 2) {
+        if (kind === 1) q += 1; // table: element type
+        const [flags, r] = leb(wasm, q);
+        [, q] = leb(wasm, r);
+        if (flags & 1) [, q] = leb(wasm, q);
+      } else if (kind === 3) q += 2; // global: type, mutability
+      else throw new Error(`assemble: import kind ${kind} not known`);
+      body.push(...wasm.subarray(p, q));
+      p = q;
+    }
+    if (p !== end) throw new Error("assemble: the import section did not parse");
+    out.push(Uint8Array.of(2, ...toLeb(body.length), ...body));
+    at = end;
+  }
+  let js = readFileSync(jsFile, "utf8");
+  for (const [long, short] of renamed) {
+    if (!js.includes(long) || new RegExp(`\\b${short}\\b`).test(js)) {
+      throw new Error(`assemble: cannot rename ${long} to ${short} in ${jsFile}`);
+    }
+    js = js.replaceAll(long, short);
+  }
+  writeFileSync(wasmFile, Buffer.concat(out));
+  writeFileSync(jsFile, js);
+}
+shortImports(join(pkg, "midge_mqtt_bg.wasm"), join(pkg, "midge_mqtt.js"));
 
 const manifest = {
   name: "midge-mqtt",
