@@ -83,9 +83,9 @@ for (const file of files(pkg).filter((f) => f.endsWith(".js") && !f.includes("/s
 // The web build's imports by short names: wasm-bindgen names each imported JS function
 // `__wbg_<name>_<16 hex digits of hash>`, once in the .wasm's import section and again in the
 // glue, and neither the names nor the digits compress well. Each becomes `__wbg_<n>` in both
-// (n numbers the imports, base 36), and the closure entry point the .wasm exports,
-// `..._invoke__h<16 hex digits>`, `__wbg_x<n>`. Nothing else in either file changes. The
-// bundler build is left as wasm-bindgen wrote it.
+// (n numbers the imports, base 36). Nothing else in either file changes: the exports keep
+// their names, which the .d.ts lists (`InitOutput`). The bundler build is left as
+// wasm-bindgen wrote it.
 function leb(bytes, at) {
   let value = 0;
   let shift = 0;
@@ -117,28 +117,6 @@ function shortImports(wasmFile, jsFile) {
     const id = wasm[at];
     const [size, start] = leb(wasm, at + 1);
     const end = start + size;
-    if (id === 7) {
-      // Exports: the closures' entry points are hashed too (`..._invoke__h<16 hex digits>`).
-      let [count, p] = leb(wasm, start);
-      const body = [...toLeb(count)];
-      while (count-- > 0) {
-        const [len, from] = leb(wasm, p);
-        let name = text.decode(wasm.subarray(from, from + len));
-        if (/_h[0-9a-f]{16}$/.test(name)) {
-          const short = `__wbg_x${renamed.size.toString(36)}`;
-          renamed.set(name, short);
-          name = short;
-        }
-        const bytes = encoder.encode(name);
-        const [, next] = leb(wasm, from + len + 1);
-        body.push(...toLeb(bytes.length), ...bytes, ...wasm.subarray(from + len, next));
-        p = next;
-      }
-      if (p !== end) throw new Error("assemble: the export section did not parse");
-      out.push(Uint8Array.of(7, ...toLeb(body.length), ...body));
-      at = end;
-      continue;
-    }
     if (id !== 2) {
       out.push(wasm.subarray(at, end));
       at = end;
