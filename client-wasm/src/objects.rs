@@ -8,7 +8,13 @@ use wasm_bindgen::{JsCast, JsValue};
 
 /// Sets `key` on `object`; setting a property on a plain object cannot fail.
 pub(crate) fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
-    let _ = Reflect::set(object, &JsValue::from_str(key), &value.into());
+    set_value(object, key, value.into());
+}
+
+/// [`set`] once, not once per value type.
+#[inline(never)]
+fn set_value(object: &Object, key: &str, value: JsValue) {
+    let _ = Reflect::set(object, &JsValue::from_str(key), &value);
 }
 
 fn set_some<T: Into<JsValue>>(object: &Object, key: &str, value: Option<T>) {
