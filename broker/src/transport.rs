@@ -50,8 +50,13 @@ pub(crate) struct ReadAhead {
 
 const READ_AHEAD: usize = 16 * 1024;
 
-/// The most an MQTT-over-TCP connection reads at once.
-const READ_CHUNK: usize = 32 * 1024;
+/// What an MQTT-over-TCP connection reads at once: 4 KiB, or 32 KiB while the last read
+/// filled all it asked for (a burst: one read then carries many messages, and its wake-up
+/// and the subscribers' writes are shared by them). Not 32 KiB always: every message's
+/// payload keeps the buffer it was read into alive, and a message read on its own would
+/// then hold 32 KiB in each queue it waits in.
+const READ_CHUNK: usize = 4 * 1024;
+const BURST_CHUNK: usize = 32 * 1024;
 
 impl ReadAhead {
     fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
@@ -148,7 +153,8 @@ type Ws = WebSocketStream<Stream>;
 
 /// The receiving half of a connection.
 pub(crate) enum Reader {
-    Tcp(OwnedReadHalf),
+    /// With whether the last read filled what it asked for (see [`BURST_CHUNK`]).
+    Tcp(OwnedReadHalf, bool),
     Tls(ReadHalf<Stream>),
     Ws(SplitStream<Ws>),
 }
@@ -165,7 +171,7 @@ pub(crate) fn stream(stream: Stream) -> (Reader, Writer) {
     match stream {
         Stream::Tcp(tcp) => {
             let (r, w) = tcp.into_split();
-            (Reader::Tcp(r), Writer::Tcp(w))
+            (Reader::Tcp(r, false), Writer::Tcp(w))
         }
         other => {
             let (r, w) = tokio::io::split(other);
@@ -186,8 +192,11 @@ impl Reader {
         match self {
             // Waits for data before taking memory for it, and reads without blocking: an idle
             // client holds no read buffer (the connection lets an empty one go).
-            Reader::Tcp(r) => {
-                std::future::poll_fn(|cx| read_when_ready(r, buf, READ_CHUNK, cx)).await
+            Reader::Tcp(r, burst) => {
+                let chunk = if *burst { BURST_CHUNK } else { READ_CHUNK };
+                let n = std::future::poll_fn(|cx| read_when_ready(r, buf, chunk, cx)).await?;
+                *burst = n >= chunk;
+                Ok(n)
             }
             Reader::Tls(r) => {
                 buf.reserve(4096);
