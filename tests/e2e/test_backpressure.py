@@ -6,24 +6,15 @@ import socket
 import struct
 import threading
 import time
-import urllib.request
 
 import pytest
 
-from conftest import configured_broker
+from conftest import configured_broker, metric
 from raw import Peer, connect, packet, string, subscribe
 
 COUNT = 20_000
 PAYLOAD = 1000
 SMALL_QUEUE = "max_queued_messages = 20\n"
-
-
-def metric(broker, name):
-    with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return int(line.split()[1])
-    raise AssertionError(f"no metric {name}")
 
 
 def publishes(qos: int, count: int = COUNT) -> bytes:

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from conftest import configured_broker
+from conftest import configured_broker, metric
 from paho_client import Client
 from raw import Peer, WsPeer, connect, packet, parse_publish_v5, publish, string, subscribe, varint
 
@@ -155,14 +155,6 @@ def test_sigterm_tells_v5_clients_and_exits_cleanly(broker):
     peer.expect(0x20)
     assert broker.stop() == 0
     assert peer.expect(DISCONNECT)[0] == 0x8B  # Server shutting down
-
-
-def metric(broker, name):
-    with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return int(line.split()[1])
-    raise AssertionError(f"no metric {name}")
 
 
 def test_a_slow_consumer_cannot_grow_memory(tmp_path):
