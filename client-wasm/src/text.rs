@@ -1,5 +1,5 @@
 //! Messages put together without `core::fmt`: pieces concatenated, numbers and the codec's
-//! errors written by midge-codec's `text` feature. No `format!` or `Display` is reached, so
+//! errors written by midge-codec's `text` module. No `format!` or `Display` is reached, so
 //! the formatting machinery stays out of the `.wasm` (about 4 KB gzip).
 
 use midge_codec::ReasonCode;

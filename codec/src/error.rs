@@ -221,71 +221,12 @@ impl ErrorKind {
 }
 
 impl fmt::Display for ErrorKind {
+    /// The texts live in one place, `crate::text`, which also writes them without
+    /// `core::fmt` for the browser client.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use ErrorKind::*;
-        match *self {
-            ReservedPacketType(t) => write!(f, "packet type {t} is reserved"),
-            PacketNotInVersion(p) => write!(f, "{p} does not exist in this protocol version"),
-            InvalidFlags { packet, flags } => {
-                write!(
-                    f,
-                    "{packet} has fixed header flags {flags:04b}, which are reserved"
-                )
-            }
-            MalformedRemainingLength => f.write_str("remaining length is longer than 4 bytes"),
-            MalformedVarInt => f.write_str("variable byte integer is longer than 4 bytes"),
-            PacketTooLarge { size, maximum } => {
-                write!(
-                    f,
-                    "packet of {size} bytes exceeds the maximum packet size of {maximum}"
-                )
-            }
-            Truncated => f.write_str("packet ends in the middle of a field"),
-            TrailingBytes(p) => write!(f, "{p} has bytes after its last field"),
-            InvalidUtf8 => f.write_str("string is not well-formed UTF-8"),
-            NullCharacter => f.write_str("string contains U+0000"),
-            InvalidTopicName(e) => write!(f, "invalid topic name: {e}"),
-            InvalidTopicFilter(e) => write!(f, "invalid topic filter: {e}"),
-            EmptyTopicName => f.write_str("PUBLISH has an empty topic name and no topic alias"),
-            ZeroPacketId => f.write_str("packet identifier is 0"),
-            PacketIdMismatch => {
-                f.write_str("a PUBLISH carries a packet identifier exactly when its QoS is 1 or 2")
-            }
-            DupWithQos0 => f.write_str("QoS 0 PUBLISH has the DUP flag set"),
-            InvalidPublishQos => f.write_str("PUBLISH has QoS 3"),
-            InvalidProtocolName => f.write_str("CONNECT protocol name is not MQTT (or MQIsdp)"),
-            UnsupportedProtocolVersion(level) => {
-                write!(f, "CONNECT protocol level {level} is not 3, 4 or 5")
-            }
-            ConnectReservedFlag => f.write_str("CONNECT reserved flag is set"),
-            WillQosWithoutWill => f.write_str("Will QoS is not 0 but the Will Flag is not set"),
-            WillRetainWithoutWill => f.write_str("Will Retain is set but the Will Flag is not"),
-            InvalidWillQos => f.write_str("Will QoS is 3"),
-            PasswordWithoutUsername => f.write_str("password flag set without user name flag"),
-            ConnAckReservedFlags => f.write_str("CONNACK acknowledge flags has reserved bits set"),
-            SessionPresentOnFailure => {
-                f.write_str("CONNACK refuses the connection but sets Session Present")
-            }
-            InvalidConnectReturnCode(c) => write!(f, "CONNACK return code {c} is not 0 to 5"),
-            NoSubscriptions => f.write_str("SUBSCRIBE contains no topic filter"),
-            NoUnsubscriptions => f.write_str("UNSUBSCRIBE contains no topic filter"),
-            SubscriptionOptionsReserved => f.write_str("subscription options reserved bits set"),
-            InvalidSubscriptionQos => f.write_str("subscription requests QoS 3"),
-            InvalidRetainHandling => f.write_str("subscription Retain Handling is 3"),
-            NoLocalOnSharedSubscription => f.write_str("No Local set on a shared subscription"),
-            InvalidReasonCode { packet, code } => {
-                write!(f, "{packet} may not carry reason code 0x{code:02X}")
-            }
-            NoReasonCodes(p) => write!(f, "{p} contains no reason code"),
-            UnknownProperty(id) => write!(f, "unknown property identifier 0x{id:02X}"),
-            PropertyNotAllowed { packet, property } => {
-                write!(f, "{property} is not allowed in {packet}")
-            }
-            DuplicateProperty(p) => write!(f, "{p} appears more than once"),
-            InvalidPropertyValue(p) => write!(f, "{p} has a value the spec does not allow"),
-            TopicAliasZero => f.write_str("Topic Alias is 0"),
-            ClientOnlyPacket(p) => write!(f, "a server does not send {p}"),
-        }
+        let mut text = String::new();
+        self.write_text(&mut text);
+        f.write_str(&text)
     }
 }
 

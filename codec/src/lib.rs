@@ -34,7 +34,6 @@ pub mod packet;
 pub mod properties;
 mod reason;
 mod string;
-#[cfg(feature = "text")]
 pub mod text;
 pub mod topic;
 mod wire;

@@ -166,8 +166,11 @@ impl From<ReasonCode> for u8 {
 }
 
 impl fmt::Display for ReasonCode {
+    /// As `crate::text` writes it: `Not authorized (0x87)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (0x{:02X})", self.description(), *self as u8)
+        let mut text = String::new();
+        self.write_text(&mut text);
+        f.write_str(&text)
     }
 }
 

@@ -1,7 +1,7 @@
-//! Error texts written without `core::fmt` (cargo feature `text`, which the broker does not
-//! use): a caller that never reaches a `Display` impl, such as the browser client, leaves the
-//! formatting machinery out of its `.wasm`. The texts are those of `Display` without the
-//! spec reference; the tests below hold them equal.
+//! The codec's error texts, in one place, written without `core::fmt`: the `Display` impls of
+//! [`ErrorKind`] and [`ReasonCode`] call these, and a caller that never reaches a `Display`
+//! impl, such as the browser client, leaves the formatting machinery out of its `.wasm`.
+//! `write_text` on the error types is `Display` without the spec reference.
 
 use crate::error::{DecodeError, EncodeError, ErrorKind};
 use crate::reason::ReasonCode;
@@ -210,6 +210,49 @@ mod tests {
     }
 
     #[test]
+    fn texts_with_numbers_in_them() {
+        use ErrorKind::*;
+        let cases = [
+            (ReservedPacketType(15), "packet type 15 is reserved"),
+            (
+                InvalidFlags {
+                    packet: PacketType::PubRel,
+                    flags: 3,
+                },
+                "PUBREL has fixed header flags 0011, which are reserved",
+            ),
+            (
+                PacketTooLarge {
+                    size: 300_000,
+                    maximum: 65_536,
+                },
+                "packet of 300000 bytes exceeds the maximum packet size of 65536",
+            ),
+            (
+                UnsupportedProtocolVersion(6),
+                "CONNECT protocol level 6 is not 3, 4 or 5",
+            ),
+            (UnknownProperty(0x7F), "unknown property identifier 0x7F"),
+            (
+                InvalidTopicName(TopicError::WildcardInName),
+                "invalid topic name: a topic name contains a wildcard",
+            ),
+        ];
+        for (kind, expected) in cases {
+            assert_eq!(kind.to_string(), expected);
+        }
+        let e = DecodeError::new(InvalidPublishQos, ProtocolVersion::V5);
+        assert_eq!(
+            e.to_string(),
+            "[MQTT-3.3.1-4] PUBLISH has QoS 3 (Malformed Packet (0x81))"
+        );
+        assert_eq!(
+            text(|o| e.write_text(o)),
+            "PUBLISH has QoS 3 (Malformed Packet (0x81))"
+        );
+    }
+
+    #[test]
     fn numbers() {
         for n in [0, 7, 10, 65_535, u64::MAX] {
             assert_eq!(text(|o| push_decimal(o, n)), n.to_string());
@@ -238,9 +281,10 @@ mod tests {
         for e in [StringError::TooLong(70_000), StringError::NullCharacter] {
             assert_eq!(text(|o| e.write_text(o)), e.to_string());
         }
-        for code in (0..=255).filter_map(ReasonCode::from_u8) {
-            assert_eq!(text(|o| code.write_text(o)), code.to_string());
-        }
+        assert_eq!(
+            text(|o| ReasonCode::NotAuthorized.write_text(o)),
+            "Not authorized (0x87)"
+        );
         use ErrorKind::*;
         let p = PacketType::PubRel;
         let id = PropertyId::TopicAlias;
@@ -303,7 +347,7 @@ mod tests {
                 .flat_map(|&e| [InvalidTopicName(e), InvalidTopicFilter(e)]),
         );
         for kind in kinds {
-            assert_eq!(text(|o| kind.write_text(o)), kind.to_string());
+            assert!(!text(|o| kind.write_text(o)).is_empty());
             for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
                 let e = DecodeError::new(kind, version);
                 let display = e.to_string();
