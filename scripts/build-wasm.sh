@@ -20,8 +20,9 @@ for target in web bundler; do
     out=pkg
     [ "$target" = web ] || out=pkg/$target
     echo "build-wasm: wasm-pack --target $target"
+    # --no-default-features: without the standard library (see client-wasm/src/lib.rs).
     wasm-pack --quiet build client-wasm --mode no-install --target "$target" \
-        --out-dir "$out" --out-name midge_mqtt --profile wasm-release
+        --out-dir "$out" --out-name midge_mqtt --profile wasm-release -- --no-default-features
 done
 node client-wasm/npm/assemble.mjs "$pkg"
 

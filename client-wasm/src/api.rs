@@ -10,9 +10,10 @@
 //! say). So JS is never called while `Inner` is borrowed: [`drive`] collects the calls to
 //! make as [`Effects`] under the borrow and makes them after releasing it.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::rc::{Rc, Weak};
+use alloc::collections::VecDeque;
+use alloc::rc::{Rc, Weak};
+use alloc::{borrow::ToOwned, boxed::Box, string::String, vec, vec::Vec};
+use core::cell::RefCell;
 
 use js_sys::{Array, Function, Object, Promise};
 use midge_codec::properties::SubscribeProperties;
@@ -569,18 +570,18 @@ impl Inner {
         self.timer = None;
         self.retry = None;
         self.online = None;
-        for (_, call) in std::mem::take(&mut self.calls) {
+        for (_, call) in core::mem::take(&mut self.calls) {
             let message = cat(&[why, ": ", &call_kind(&call)]);
             call.reject(fx, error::error(&message));
         }
         for stream in self.streams.drain(..) {
             let mut stream = stream.borrow_mut();
             stream.done = true;
-            for waiter in std::mem::take(&mut stream.waiting) {
+            for waiter in core::mem::take(&mut stream.waiting) {
                 waiter.resolve(fx, iteration(JsValue::UNDEFINED, true));
             }
         }
-        for deferred in std::mem::take(&mut self.ending) {
+        for deferred in core::mem::take(&mut self.ending) {
             deferred.resolve(fx, JsValue::UNDEFINED);
         }
         self.emit(fx, "end", vec![]);
@@ -1007,7 +1008,7 @@ impl MessageStream {
         {
             let mut state = self.state.borrow_mut();
             state.done = true;
-            for waiter in std::mem::take(&mut state.waiting) {
+            for waiter in core::mem::take(&mut state.waiting) {
                 waiter.resolve(&mut fx, iteration(JsValue::UNDEFINED, true));
             }
         }

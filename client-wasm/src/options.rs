@@ -2,7 +2,8 @@
 //! midge-codec types. Every field is optional; the names are MQTT.js's where MQTT.js has one.
 //! A wrong option is a readable error naming it, never a silently ignored field.
 
-use std::num::{NonZeroU16, NonZeroU32};
+use alloc::{borrow::ToOwned, string::String, vec, vec::Vec};
+use core::num::{NonZeroU16, NonZeroU32};
 
 use bytes::Bytes;
 use js_sys::{ArrayBuffer, Object, Uint8Array};
@@ -39,7 +40,7 @@ impl Backoff {
     /// The wait before reconnection attempt `attempt` (0 for the first), given `random` in
     /// [0, 1): doubling from the initial delay up to the maximum, then spread by ±jitter.
     pub(crate) fn delay(&self, attempt: u32, random: f64) -> u64 {
-        let base = f64::from(self.initial_delay_ms) * 2f64.powi(attempt.min(30) as i32);
+        let base = f64::from(self.initial_delay_ms) * f64::from(1u32 << attempt.min(30));
         let base = base.min(f64::from(self.max_delay_ms));
         let spread = 1.0 + self.jitter * (2.0 * random - 1.0);
         (base * spread).max(0.0) as u64
@@ -240,7 +241,8 @@ fn read_value(v: JsValue, what: &str, kind: Kind) -> Result<Value, String> {
         Kind::Number => Value::Number(v.as_f64().ok_or_else(|| wrong(" must be a number"))?),
         Kind::Whole(min, max) => {
             let n = v.as_f64().ok_or_else(|| wrong(" must be a number"))?;
-            if n.fract() != 0.0 || n < f64::from(min) || n > f64::from(max) {
+            // Whole: what survives a round trip through an integer (`fract` is not in `core`).
+            if n != n as u64 as f64 || n < f64::from(min) || n > f64::from(max) {
                 return Err(cat(&[
                     what,
                     " must be a whole number from ",

@@ -21,8 +21,9 @@
 //! `start` again; what was in flight is sent again (with DUP where the server kept the
 //! session) and what was queued offline goes out.
 
-use std::collections::VecDeque;
-use std::num::NonZeroU16;
+use alloc::collections::VecDeque;
+use alloc::{borrow::ToOwned, boxed::Box, string::String, vec, vec::Vec};
+use core::num::NonZeroU16;
 
 use bytes::{Bytes, BytesMut};
 use midge_codec::properties::{ConnectProperties, SubscribeProperties};
@@ -526,7 +527,7 @@ impl Session {
     /// a QoS 2 message already received by the server is complete, and every subscription
     /// is made again.
     fn restart_session(&mut self, now: u64) {
-        let flights = std::mem::take(&mut self.inflight);
+        let flights = core::mem::take(&mut self.inflight);
         for flight in flights.into_values().rev() {
             match flight {
                 Flight::Sent(mut outgoing) => {

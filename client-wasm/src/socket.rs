@@ -2,6 +2,7 @@
 //! subprotocol, and event handlers that live exactly as long as the [`Socket`]. Dropping it
 //! removes the handlers and closes the connection, so a replaced socket never calls back.
 
+use alloc::{string::String, vec::Vec};
 use js_sys::{ArrayBuffer, Reflect, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;

@@ -2,6 +2,7 @@
 //! errors written by midge-codec's `text` module. No `format!` or `Display` is reached, so
 //! the formatting machinery stays out of the `.wasm` (about 4 KB gzip).
 
+use alloc::string::String;
 use midge_codec::ReasonCode;
 pub(crate) use midge_codec::text::push_decimal;
 

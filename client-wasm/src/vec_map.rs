@@ -3,7 +3,8 @@
 //! They hold tens of entries, where this is as fast as a B-tree; and `BTreeMap`'s code, made
 //! again for every key and value type, was about a tenth of the `.wasm`.
 
-use std::borrow::Borrow;
+use alloc::vec::Vec;
+use core::borrow::Borrow;
 
 /// A map ordered by key.
 #[derive(Clone, Debug)]
@@ -45,7 +46,7 @@ impl<K: Ord, V> VecMap<K, V> {
     /// Inserts or replaces; returns the value replaced.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self.find(&key) {
-            Ok(i) => self.0.get_mut(i).map(|(_, v)| std::mem::replace(v, value)),
+            Ok(i) => self.0.get_mut(i).map(|(_, v)| core::mem::replace(v, value)),
             Err(i) => {
                 self.0.insert(i, (key, value));
                 None
@@ -84,7 +85,7 @@ impl<K: Ord, V> VecMap<K, V> {
 
 impl<K, V> IntoIterator for VecMap<K, V> {
     type Item = (K, V);
-    type IntoIter = std::vec::IntoIter<(K, V)>;
+    type IntoIter = alloc::vec::IntoIter<(K, V)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()

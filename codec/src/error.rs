@@ -2,7 +2,8 @@
 //! for that cannot be sent. Both carry an [`ErrorKind`] that names the rule of the
 //! specification that was broken and the reason code the peer must be sent.
 
-use std::fmt;
+use alloc::string::String;
+use core::fmt;
 
 use crate::packet::{PacketType, ProtocolVersion};
 use crate::properties::PropertyId;
@@ -284,7 +285,7 @@ macro_rules! error_wrapper {
             }
         }
 
-        impl std::error::Error for $name {}
+        impl core::error::Error for $name {}
     };
 }
 

@@ -28,6 +28,13 @@
 //! assert_eq!(decoder.decode(&mut wire).unwrap(), Some(Packet::Publish(publish)));
 //! ```
 
+// With `small` (the browser client's build), the codec uses only `core` and `alloc`, so a
+// client can leave the standard library out (it has no I/O). The types are the same either
+// way: `std`'s `Vec`, `String` and `fmt` are `alloc`'s and `core`'s.
+#![cfg_attr(all(feature = "small", not(test)), no_std)]
+
+extern crate alloc;
+
 mod decoder;
 mod error;
 pub mod packet;

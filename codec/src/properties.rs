@@ -5,8 +5,9 @@
 //! (all but User Property and, in PUBLISH, Subscription Identifier) and out-of-range values.
 //! MQTT 3.x packets have no properties: these structs are then empty and not encoded.
 
-use std::fmt;
-use std::num::{NonZeroU16, NonZeroU32};
+use alloc::{boxed::Box, vec::Vec};
+use core::fmt;
+use core::num::{NonZeroU16, NonZeroU32};
 
 use bytes::{BufMut, Bytes, BytesMut};
 

@@ -1,6 +1,7 @@
 //! Reason codes (MQTT 5.0 §2.4) and the MQTT 3.x CONNACK return codes they map to.
 
-use std::fmt;
+use alloc::string::String;
+use core::fmt;
 
 macro_rules! reason_codes {
     ($($(#[$doc:meta])* $name:ident = $value:literal, $text:literal;)*) => {

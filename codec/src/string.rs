@@ -1,8 +1,9 @@
 //! [`ByteStr`]: an MQTT UTF-8 Encoded String (§1.5.4) that shares the packet's buffer.
 
-use std::borrow::Borrow;
-use std::fmt;
-use std::ops::Deref;
+use alloc::string::String;
+use core::borrow::Borrow;
+use core::fmt;
+use core::ops::Deref;
 
 use bytes::Bytes;
 
@@ -67,9 +68,9 @@ impl ByteStr {
         // cost a scan, so this is the one place that relies on it.
         #[allow(unsafe_code)]
         // SAFETY: `ByteStr` is only built from `&str`, `String`, or bytes that passed
-        // `std::str::from_utf8` (see `check_wire`), and is immutable.
+        // `core::str::from_utf8` (see `check_wire`), and is immutable.
         unsafe {
-            std::str::from_utf8_unchecked(&self.0)
+            core::str::from_utf8_unchecked(&self.0)
         }
     }
 
@@ -102,7 +103,7 @@ impl ByteStr {
 /// Returns whether the bytes contain `+` or `#`, which a topic filter then checks the
 /// placement of.
 pub(crate) fn check_wire(bytes: &[u8], topic_name: bool) -> Result<bool, ErrorKind> {
-    if !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
+    if !bytes.is_ascii() && core::str::from_utf8(bytes).is_err() {
         return Err(ErrorKind::InvalidUtf8);
     }
     let Some(first) = find_nul_or_wildcard(bytes) else {

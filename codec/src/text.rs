@@ -7,6 +7,7 @@ use crate::error::{DecodeError, EncodeError, ErrorKind};
 use crate::reason::ReasonCode;
 use crate::string::StringError;
 use crate::topic::TopicError;
+use alloc::string::String;
 
 /// Appends `n` in decimal.
 pub fn push_decimal(out: &mut String, n: u64) {

@@ -4,7 +4,8 @@
 //! subscription asks for: `+` stands for one whole level, `#` for any number of levels at the
 //! end, and `$share/{group}/{filter}` makes a shared subscription (§4.8.2).
 
-use std::fmt;
+use alloc::string::String;
+use core::fmt;
 
 use bytes::Bytes;
 
@@ -141,7 +142,7 @@ impl TopicName {
     }
 
     /// The levels of the name, split at `/`.
-    pub fn levels(&self) -> std::str::Split<'_, char> {
+    pub fn levels(&self) -> core::str::Split<'_, char> {
         self.as_str().split('/')
     }
 }

@@ -34,7 +34,7 @@ impl Reader {
         self.pos < self.end
     }
 
-    fn take(&mut self, n: usize) -> Result<std::ops::Range<usize>, ErrorKind> {
+    fn take(&mut self, n: usize) -> Result<core::ops::Range<usize>, ErrorKind> {
         if self.remaining() < n {
             return Err(ErrorKind::Truncated);
         }
@@ -125,7 +125,7 @@ impl Reader {
 
     /// Everything left: the packet's own bytes, advanced past what was read.
     pub(crate) fn rest(&mut self) -> Bytes {
-        let mut rest = std::mem::take(&mut self.buf);
+        let mut rest = core::mem::take(&mut self.buf);
         rest.truncate(self.end);
         rest.advance(self.pos);
         self.pos = 0;

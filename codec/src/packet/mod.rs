@@ -4,8 +4,9 @@
 //! beyond the 3.x ones, properties) are simply not encoded for 3.1 and 3.1.1 peers, so a
 //! broker can forward one decoded packet to subscribers of any version.
 
-use std::fmt;
-use std::num::NonZeroU16;
+use alloc::boxed::Box;
+use core::fmt;
+use core::num::NonZeroU16;
 
 use bytes::{BufMut, Bytes, BytesMut};
 

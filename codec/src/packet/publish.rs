@@ -1,5 +1,6 @@
 //! PUBLISH (§3.3): a message, in either direction.
 
+use alloc::boxed::Box;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Body, PacketId, PacketType, ProtocolVersion, QoS, read_packet_id};

@@ -1,5 +1,6 @@
 //! SUBACK (§3.9) and UNSUBACK (§3.11): one reason code per topic filter of the request.
 
+use alloc::vec::Vec;
 use bytes::{BufMut, BytesMut};
 
 use super::{

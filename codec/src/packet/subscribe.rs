@@ -1,5 +1,6 @@
 //! SUBSCRIBE (§3.8): topic filters, each with its subscription options.
 
+use alloc::vec::Vec;
 use bytes::{BufMut, BytesMut};
 
 use super::{Body, PacketId, PacketType, ProtocolVersion, QoS, read_packet_id};

@@ -1,5 +1,6 @@
 //! UNSUBSCRIBE (§3.10): topic filters to remove.
 
+use alloc::vec::Vec;
 use bytes::{BufMut, BytesMut};
 
 use super::{Body, PacketId, PacketType, ProtocolVersion, read_packet_id};
