@@ -29,7 +29,7 @@ use crate::options::{
 };
 use crate::session::{Closed, Event, Session, Token};
 use crate::socket::{Callback, Socket, SocketEvent};
-use crate::text::{cat, decimal, reason};
+use crate::text::{cat, decimal, list, reason};
 use crate::timer::{Timer, now};
 use crate::vec_map::{VecMap, VecSet};
 
@@ -445,7 +445,7 @@ impl Inner {
                         Some(code) if reason_codes.iter().all(|c| c.is_error()) => {
                             let message = cat(&[
                                 "unsubscribe from ",
-                                &filters.join(", "),
+                                &list(&filters),
                                 " refused by the broker: ",
                                 &reason(*code),
                             ]);
@@ -602,11 +602,9 @@ impl Inner {
 fn call_kind(call: &Call) -> String {
     match call {
         Call::Publish { topic, .. } => cat(&["publish to \"", topic, "\" not completed"]),
-        Call::Subscribe { filters, .. } => {
-            cat(&["subscribe to ", &filters.join(", "), " not answered"])
-        }
+        Call::Subscribe { filters, .. } => cat(&["subscribe to ", &list(filters), " not answered"]),
         Call::Unsubscribe { filters, .. } => {
-            cat(&["unsubscribe from ", &filters.join(", "), " not answered"])
+            cat(&["unsubscribe from ", &list(filters), " not answered"])
         }
     }
 }
@@ -631,7 +629,7 @@ fn settle_subscribe(
         Some(code) if codes.iter().all(|c| c.is_error()) => {
             let message = cat(&[
                 "subscribe to ",
-                &filters.join(", "),
+                &list(filters),
                 " refused by the broker: ",
                 &reason(*code),
             ]);
@@ -694,7 +692,7 @@ impl MqttClient {
                 "unknown event \"",
                 event,
                 "\"; the events are ",
-                &EVENTS.join(", "),
+                &list(&EVENTS),
             ])));
         };
         self.shared.borrow_mut().listeners.push(Listener {

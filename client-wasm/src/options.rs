@@ -16,7 +16,7 @@ use midge_codec::{
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::session::Options;
-use crate::text::{cat, decimal, written};
+use crate::text::{cat, decimal, list, written};
 
 /// `reconnect: { initialDelayMs, maxDelayMs, jitter }`, or `false`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -121,7 +121,7 @@ impl Fields {
                     "unknown option ",
                     &name(path, &key),
                     "; the options here are ",
-                    &known.join(", "),
+                    &list(&known),
                 ]));
             }
         }
