@@ -88,7 +88,7 @@ impl ByteStr {
         if s.len() > MAX_STRING_LEN {
             return Err(StringError::TooLong(s.len()));
         }
-        if s.as_bytes().contains(&0) {
+        if has_nul(s.as_bytes()) {
             return Err(StringError::NullCharacter);
         }
         Ok(())
@@ -110,7 +110,7 @@ pub(crate) fn check_wire(bytes: &[u8], topic_name: bool) -> Result<bool, ErrorKi
         return Ok(false);
     };
     let rest = bytes.get(first..).unwrap_or_default();
-    if rest.contains(&0) {
+    if has_nul(rest) {
         return Err(ErrorKind::NullCharacter);
     }
     if topic_name {
@@ -131,6 +131,18 @@ fn find_nul_or_wildcard(bytes: &[u8]) -> Option<usize> {
 #[cfg(feature = "small")]
 fn find_nul_or_wildcard(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|&b| matches!(b, 0 | b'+' | b'#'))
+}
+
+/// Whether there is a NUL: `contains` (memchr's search), or with `small` a plain loop.
+#[cfg(not(feature = "small"))]
+fn has_nul(bytes: &[u8]) -> bool {
+    bytes.contains(&0)
+}
+
+#[cfg(feature = "small")]
+#[allow(clippy::manual_contains)] // `contains` is the memchr search this avoids
+fn has_nul(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| b == 0)
 }
 
 impl TryFrom<&str> for ByteStr {

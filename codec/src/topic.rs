@@ -194,10 +194,8 @@ impl TopicFilter {
             check_filter(s)?;
             return Ok(0);
         };
-        let (group, filter) = rest
-            .split_once('/')
-            .ok_or(TopicError::SharedWithoutFilter)?;
-        if group.is_empty() || group.contains(['+', '#']) {
+        let (group, filter) = split_once_at_slash(rest).ok_or(TopicError::SharedWithoutFilter)?;
+        if group.is_empty() || has_wildcard(group) {
             return Err(TopicError::InvalidShareName);
         }
         if filter.is_empty() {
@@ -256,7 +254,7 @@ impl TopicFilter {
 
     /// Whether the filter contains `+` or `#`.
     pub fn has_wildcards(&self) -> bool {
-        self.filter().contains(['+', '#'])
+        has_wildcard(self.filter())
     }
 
     /// Whether a message published to `topic` matches this filter (§4.7), ignoring any share.
@@ -291,20 +289,59 @@ fn check_filter(s: &str) -> Result<(), TopicError> {
 /// Walks both level by level without allocating. A filter starting with a wildcard does not
 /// match a topic starting with `$` [MQTT-4.7.2-1]; `a/#` matches `a` itself (§4.7.1.2).
 pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+    if topic.starts_with('$') && matches!(filter.as_bytes().first(), Some(b'+' | b'#')) {
         return false;
     }
-    let mut filter_levels = filter.split('/');
-    let mut topic_levels = topic.split('/');
+    let mut filter_levels = levels(filter);
+    let mut topic_levels = levels(topic);
     loop {
         match (filter_levels.next(), topic_levels.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
+            (Some(b"#"), _) => return true,
+            (Some(b"+"), Some(_)) => {}
             (Some(f), Some(t)) if f == t => {}
             (None, None) => return true,
             _ => return false,
         }
     }
+}
+
+// The searches for `/`, `+` and `#` below: `str`'s (memchr for a single character), or with
+// the feature `small` (the browser client) plain loops over the bytes, which leave core's
+// searchers out of the `.wasm`. The same results: in UTF-8 those bytes are only ever those
+// characters.
+
+/// The levels of a topic name or filter, as bytes.
+#[cfg(not(feature = "small"))]
+fn levels(s: &str) -> impl Iterator<Item = &[u8]> {
+    s.split('/').map(str::as_bytes)
+}
+
+#[cfg(feature = "small")]
+fn levels(s: &str) -> impl Iterator<Item = &[u8]> {
+    s.as_bytes().split(|&b| b == b'/')
+}
+
+/// `s` split at its first `/`, which is in neither part.
+#[cfg(not(feature = "small"))]
+fn split_once_at_slash(s: &str) -> Option<(&str, &str)> {
+    s.split_once('/')
+}
+
+#[cfg(feature = "small")]
+fn split_once_at_slash(s: &str) -> Option<(&str, &str)> {
+    let at = s.bytes().position(|b| b == b'/')?;
+    Some((s.get(..at)?, s.get(at + 1..)?))
+}
+
+/// Whether `s` has a `+` or `#`.
+#[cfg(not(feature = "small"))]
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['+', '#'])
+}
+
+#[cfg(feature = "small")]
+fn has_wildcard(s: &str) -> bool {
+    s.bytes().any(|b| matches!(b, b'+' | b'#'))
 }
 
 impl TryFrom<&str> for TopicFilter {
