@@ -33,6 +33,50 @@ fn decode(
     Ok((packet_id, reason_code, properties))
 }
 
+/// With the feature `small` (the browser client): any of the four, decoded by one function
+/// rather than one copy of the decoder's wrapping per type. The same checks and results as
+/// each type's own [`Body::decode`] through `decode_into`.
+#[cfg(feature = "small")]
+pub(super) fn decode_any(
+    packet_type: PacketType,
+    r: &mut Reader,
+    version: ProtocolVersion,
+) -> Result<super::Packet, ErrorKind> {
+    use super::Packet;
+    let allowed = match packet_type {
+        PacketType::PubAck => allowed::PUBACK,
+        PacketType::PubRec => allowed::PUBREC,
+        PacketType::PubRel => allowed::PUBREL,
+        _ => allowed::PUBCOMP,
+    };
+    let (packet_id, reason_code, properties) = decode(r, version, packet_type, allowed)?;
+    if r.has_remaining() {
+        return Err(ErrorKind::TrailingBytes(packet_type));
+    }
+    Ok(match packet_type {
+        PacketType::PubAck => Packet::PubAck(PubAck {
+            packet_id,
+            reason_code,
+            properties,
+        }),
+        PacketType::PubRec => Packet::PubRec(PubRec {
+            packet_id,
+            reason_code,
+            properties,
+        }),
+        PacketType::PubRel => Packet::PubRel(PubRel {
+            packet_id,
+            reason_code,
+            properties,
+        }),
+        _ => Packet::PubComp(PubComp {
+            packet_id,
+            reason_code,
+            properties,
+        }),
+    })
+}
+
 #[cfg_attr(not(feature = "small"), inline(always))]
 fn remaining_length(
     version: ProtocolVersion,

@@ -365,9 +365,20 @@ pub(crate) fn decode<const FROM_SERVER: bool>(
         }
         PacketType::ConnAck => decode_into(flags, r, v, |c| Packet::ConnAck(Box::new(c))),
         PacketType::Publish => decode_into(flags, r, v, Packet::Publish),
+        #[cfg(feature = "small")]
+        PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
+            match ack::decode_any(packet_type, r, v) {
+                Ok(packet) => Ok(Some(packet)),
+                Err(kind) => Err(DecodeError::new(kind, v)),
+            }
+        }
+        #[cfg(not(feature = "small"))]
         PacketType::PubAck => decode_into(flags, r, v, Packet::PubAck),
+        #[cfg(not(feature = "small"))]
         PacketType::PubRec => decode_into(flags, r, v, Packet::PubRec),
+        #[cfg(not(feature = "small"))]
         PacketType::PubRel => decode_into(flags, r, v, Packet::PubRel),
+        #[cfg(not(feature = "small"))]
         PacketType::PubComp => decode_into(flags, r, v, Packet::PubComp),
         PacketType::Subscribe => decode_into(flags, r, v, Packet::Subscribe),
         PacketType::SubAck => decode_into(flags, r, v, Packet::SubAck),
