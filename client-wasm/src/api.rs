@@ -10,7 +10,6 @@
 //! say). So JS is never called while `Inner` is borrowed: [`drive`] collects the calls to
 //! make as [`Effects`] under the borrow and makes them after releasing it.
 
-use alloc::collections::VecDeque;
 use alloc::rc::{Rc, Weak};
 use alloc::{borrow::ToOwned, boxed::Box, string::String, vec, vec::Vec};
 use core::cell::RefCell;
@@ -179,8 +178,12 @@ impl Drop for GlobalListener {
 /// The state of one `messages(filter)` iterator.
 struct StreamState {
     filter: TopicFilter,
-    buffered: VecDeque<JsValue>,
-    waiting: VecDeque<Deferred>,
+    /// Messages not yet taken, oldest first, at most [`STREAM_BUFFER`]. Vecs, not VecDeques:
+    /// taking from the front moves at most 4 KB here, and each VecDeque type cost about
+    /// 0.15 KB gzipped in the `.wasm`.
+    buffered: Vec<JsValue>,
+    /// `next()` calls waiting for a message, first first (rarely more than one).
+    waiting: Vec<Deferred>,
     done: bool,
 }
 
@@ -468,13 +471,13 @@ impl Inner {
                 continue;
             }
             let message = objects::message(publish);
-            match stream.waiting.pop_front() {
+            match (!stream.waiting.is_empty()).then(|| stream.waiting.remove(0)) {
                 Some(waiter) => waiter.resolve(fx, iteration(message, false)),
                 None => {
                     if stream.buffered.len() >= STREAM_BUFFER {
-                        stream.buffered.pop_front();
+                        stream.buffered.remove(0);
                     }
-                    stream.buffered.push_back(message);
+                    stream.buffered.push(message);
                 }
             }
         }
@@ -844,8 +847,8 @@ impl MqttClient {
         let properties = subscribe_properties(options.as_mut());
         let state = Rc::new(RefCell::new(StreamState {
             filter,
-            buffered: VecDeque::new(),
-            waiting: VecDeque::new(),
+            buffered: Vec::new(),
+            waiting: Vec::new(),
             done: false,
         }));
         {
@@ -988,12 +991,13 @@ impl MessageStream {
         let mut fx = Effects::new();
         {
             let mut state = self.state.borrow_mut();
-            if let Some(message) = state.buffered.pop_front() {
+            if !state.buffered.is_empty() {
+                let message = state.buffered.remove(0);
                 deferred.resolve(&mut fx, iteration(message, false));
             } else if state.done {
                 deferred.resolve(&mut fx, iteration(JsValue::UNDEFINED, true));
             } else {
-                state.waiting.push_back(deferred);
+                state.waiting.push(deferred);
             }
         }
         run(fx);
