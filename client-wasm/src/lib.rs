@@ -16,6 +16,7 @@ extern crate alloc;
 
 mod api;
 mod error;
+mod fifo;
 mod objects;
 mod options;
 pub mod session;

@@ -21,7 +21,6 @@
 //! `start` again; what was in flight is sent again (with DUP where the server kept the
 //! session) and what was queued offline goes out.
 
-use alloc::collections::VecDeque;
 use alloc::{borrow::ToOwned, boxed::Box, string::String, vec, vec::Vec};
 use core::num::NonZeroU16;
 
@@ -33,6 +32,7 @@ use midge_codec::{
     Subscribe, Subscription, TopicFilter, TopicName, UnsubAck, Unsubscribe, Will,
 };
 
+use crate::fifo::Fifo;
 use crate::text::{cat, decimal, written};
 use crate::vec_map::{VecMap, VecSet};
 
@@ -183,11 +183,11 @@ pub struct Session {
     decoder: Decoder,
     inbox: BytesMut,
     transmit: BytesMut,
-    events: VecDeque<Event>,
+    events: Fifo<Event>,
     next_token: Token,
     next_packet_id: u16,
     /// QoS 1/2 publishes waiting for the window or a connection, and QoS 0 ones while offline.
-    queue: VecDeque<Outgoing>,
+    queue: Fifo<Outgoing>,
     inflight: VecMap<u16, Flight>,
     /// Inbound QoS 2 identifiers whose PUBREL has not come yet.
     awaiting_pubrel: VecSet<u16>,
@@ -217,10 +217,10 @@ impl Session {
             link: Link::Down,
             inbox: BytesMut::new(),
             transmit: BytesMut::new(),
-            events: VecDeque::new(),
+            events: Fifo::new(),
             next_token: 0,
             next_packet_id: 0,
-            queue: VecDeque::new(),
+            queue: Fifo::new(),
             inflight: VecMap::new(),
             awaiting_pubrel: VecSet::new(),
             subscriptions: VecMap::new(),
