@@ -922,23 +922,26 @@ fn publish_packet(topic: &str, payload: &JsValue, options: JsValue) -> Result<Pu
 }
 
 fn filter_list(filters: &JsValue) -> Result<Vec<TopicFilter>, String> {
-    let names: Vec<String> = if let Some(one) = filters.as_string() {
-        vec![one]
+    // Loops rather than `collect` into a `Result`: the same checks in the same order, in less
+    // code.
+    let mut names = Vec::new();
+    if let Some(one) = filters.as_string() {
+        names.push(one);
     } else if let Some(array) = filters.dyn_ref::<Array>() {
-        array
-            .iter()
-            .map(|f| f.as_string().ok_or("every filter must be a string"))
-            .collect::<Result<_, _>>()?
+        for f in array.iter() {
+            names.push(f.as_string().ok_or("every filter must be a string")?);
+        }
     } else {
         return Err("expected a topic filter or an array of them".to_owned());
-    };
+    }
     if names.is_empty() {
         return Err("at least one topic filter is needed".to_owned());
     }
-    names
-        .iter()
-        .map(|n| TopicFilter::try_from(n.as_str()).map_err(|e| not_a_filter(n, e)))
-        .collect()
+    let mut list = Vec::with_capacity(names.len());
+    for n in &names {
+        list.push(TopicFilter::try_from(n.as_str()).map_err(|e| not_a_filter(n, e))?);
+    }
+    Ok(list)
 }
 
 /// `"a/#/b" is not a valid topic filter: '#' is not the whole last level`.

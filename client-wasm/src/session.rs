@@ -544,11 +544,12 @@ impl Session {
         self.awaiting_pubrel.clear();
         // What the application is still waiting for goes first, then what it had.
         self.resend_pending(now);
-        let pending: Vec<&str> = self
-            .pending_subscribe
-            .values()
-            .flat_map(|(_, s)| s.subscriptions.iter().map(|s| s.filter.as_str()))
-            .collect();
+        let mut pending: Vec<&str> = Vec::new();
+        for (_, subscribe) in self.pending_subscribe.values() {
+            for subscription in &subscribe.subscriptions {
+                pending.push(subscription.filter.as_str());
+            }
+        }
         // One SUBSCRIBE per set of properties (a subscription identifier belongs to the
         // whole packet), at most 16 filters each.
         let mut groups: Vec<(SubscribeProperties, Vec<Subscription>)> = Vec::new();
