@@ -503,23 +503,22 @@ impl Session {
 
     /// The server kept our session: what it has not acknowledged goes again (§4.4).
     fn resend_inflight(&mut self, now: u64) {
-        let flights: Vec<(u16, Flight)> = self
-            .inflight
-            .iter()
-            .map(|(id, f)| (*id, f.clone()))
-            .collect();
-        for (id, flight) in flights {
+        // Taken out while it is walked, as `send` borrows the session; nothing here changes it.
+        let inflight = core::mem::take(&mut self.inflight);
+        for (&id, flight) in inflight.iter() {
             let Some(id) = PacketId::new(id) else {
                 continue;
             };
             match flight {
-                Flight::Sent(mut outgoing) => {
-                    outgoing.publish.dup = true;
-                    self.send(now, &outgoing.publish);
+                Flight::Sent(outgoing) => {
+                    let mut publish = outgoing.publish.clone();
+                    publish.dup = true;
+                    self.send(now, &publish);
                 }
                 Flight::Released(_) => self.send(now, &PubRel::new(id)),
             }
         }
+        self.inflight = inflight;
         self.resend_pending(now);
     }
 
@@ -581,22 +580,17 @@ impl Session {
 
     /// SUBSCRIBE and UNSUBSCRIBE packets not yet answered, after a reconnect.
     fn resend_pending(&mut self, now: u64) {
-        let subscribes: Vec<Subscribe> = self
-            .pending_subscribe
-            .values()
-            .map(|(_, s)| s.clone())
-            .collect();
-        for subscribe in subscribes {
-            self.send(now, &subscribe);
+        // Taken out while they are walked, as `send` borrows the session.
+        let subscribes = core::mem::take(&mut self.pending_subscribe);
+        for (_, subscribe) in subscribes.values() {
+            self.send(now, subscribe);
         }
-        let unsubscribes: Vec<Unsubscribe> = self
-            .pending_unsubscribe
-            .values()
-            .map(|(_, u)| u.clone())
-            .collect();
-        for unsubscribe in unsubscribes {
-            self.send(now, &unsubscribe);
+        self.pending_subscribe = subscribes;
+        let unsubscribes = core::mem::take(&mut self.pending_unsubscribe);
+        for (_, unsubscribe) in unsubscribes.values() {
+            self.send(now, unsubscribe);
         }
+        self.pending_unsubscribe = unsubscribes;
     }
 
     fn on_publish(&mut self, now: u64, mut publish: Publish) {
