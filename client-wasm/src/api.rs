@@ -282,7 +282,11 @@ fn drive(shared: &Shared) {
 
 fn run(fx: Effects) {
     for (function, args) in fx {
-        let args: Array = args.into_iter().collect();
+        let arguments = Array::new();
+        for arg in args {
+            arguments.push(&arg);
+        }
+        let args = arguments;
         if let Err(e) = function.apply(&JsValue::UNDEFINED, &args) {
             console_error("midge-mqtt: an event listener threw", &e);
         }
@@ -618,16 +622,13 @@ fn settle_subscribe(
     codes: &[ReasonCode],
     fx: &mut Effects,
 ) {
-    let granted: Array = filters
-        .iter()
-        .zip(codes)
-        .map(|(filter, code)| {
-            let o = Object::new();
-            objects::set(&o, "topic", filter.as_str());
-            objects::set(&o, "qos", u8::from(*code));
-            JsValue::from(o)
-        })
-        .collect();
+    let granted = Array::new();
+    for (filter, code) in filters.iter().zip(codes) {
+        let o = Object::new();
+        objects::set(&o, "topic", filter.as_str());
+        objects::set(&o, "qos", u8::from(*code));
+        granted.push(&o);
+    }
     match codes.first() {
         Some(code) if codes.iter().all(|c| c.is_error()) => {
             let message = cat(&[
@@ -742,9 +743,11 @@ impl MqttClient {
         let (promise, deferred) = self.command("subscribe", prepared.as_ref().err());
         if let (Some(deferred), Ok((list, properties))) = (deferred, prepared) {
             let mut inner = self.shared.borrow_mut();
-            let filters: Vec<String> = list.iter().map(|s| s.filter.as_str().to_owned()).collect();
-            for filter in &filters {
-                inner.explicit.insert(filter.clone());
+            let mut filters = Vec::with_capacity(list.len());
+            for subscription in &list {
+                let filter = subscription.filter.as_str();
+                inner.explicit.insert(filter.to_owned());
+                filters.push(filter.to_owned());
             }
             let token = inner.session.subscribe_with(now(), list, properties);
             inner
@@ -765,9 +768,10 @@ impl MqttClient {
         let (promise, deferred) = self.command("unsubscribe", prepared.as_ref().err());
         if let (Some(deferred), Ok(list)) = (deferred, prepared) {
             let mut inner = self.shared.borrow_mut();
-            let filters: Vec<String> = list.iter().map(|f| f.as_str().to_owned()).collect();
-            for filter in &filters {
-                inner.explicit.remove(filter);
+            let mut filters = Vec::with_capacity(list.len());
+            for filter in &list {
+                inner.explicit.remove(filter.as_str());
+                filters.push(filter.as_str().to_owned());
             }
             let token = inner.session.unsubscribe(now(), list);
             inner

@@ -79,13 +79,13 @@ fn publish_properties(p: &PublishProperties) -> Object {
     match p.subscription_identifiers.as_slice() {
         [] => {}
         [one] => set(&o, "subscriptionIdentifier", one.get()),
-        many => set(
-            &o,
-            "subscriptionIdentifier",
-            many.iter()
-                .map(|id| JsValue::from(id.get()))
-                .collect::<js_sys::Array>(),
-        ),
+        many => {
+            let ids = js_sys::Array::new();
+            for id in many {
+                ids.push(&JsValue::from(id.get()));
+            }
+            set(&o, "subscriptionIdentifier", ids);
+        }
     }
     o
 }

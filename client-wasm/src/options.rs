@@ -2,7 +2,7 @@
 //! midge-codec types. Every field is optional; the names are MQTT.js's where MQTT.js has one.
 //! A wrong option is a readable error naming it, never a silently ignored field.
 
-use alloc::{borrow::ToOwned, string::String, vec, vec::Vec};
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
 use core::num::{NonZeroU16, NonZeroU32};
 
 use bytes::Bytes;
@@ -116,7 +116,10 @@ impl Fields {
             let key = entry.unchecked_into::<js_sys::Array>().get_unchecked(0);
             let key = key.as_string().unwrap_or_default();
             if !table.iter().any(|(known, _)| *known == key) {
-                let known: Vec<&str> = table.iter().map(|(known, _)| *known).collect();
+                let mut known = Vec::with_capacity(table.len());
+                for (name, _) in table {
+                    known.push(*name);
+                }
                 return Err(cat(&[
                     "unknown option ",
                     &name(path, &key),
@@ -282,10 +285,15 @@ fn user_properties(map: &JsValue, what: &str) -> Result<Vec<UserProperty>, Strin
         let entry: js_sys::Array = entry.unchecked_into();
         let name = entry.get_unchecked(0).as_string().unwrap_or_default();
         let value = entry.get_unchecked(1);
-        let values: Vec<JsValue> = match value.dyn_ref::<js_sys::Array>() {
-            Some(array) => array.iter().collect(),
-            None => vec![value],
-        };
+        let mut values = Vec::new();
+        match value.dyn_ref::<js_sys::Array>() {
+            Some(array) => {
+                for value in array.iter() {
+                    values.push(value);
+                }
+            }
+            None => values.push(value),
+        }
         for value in values {
             let value = value.as_string().ok_or_else(|| {
                 cat(&[what, ".", &name, " must be a string or an array of strings"])
