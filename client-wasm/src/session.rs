@@ -301,7 +301,7 @@ impl Session {
         let token = self.token();
         publish.packet_id = None;
         publish.dup = false;
-        if let Err(failure) = self.check_sendable(&publish) {
+        if let Err(failure) = self.check_sendable(&mut publish) {
             self.events.push_back(Event::Published {
                 token,
                 result: Err(failure),
@@ -445,7 +445,7 @@ impl Session {
                 self.pump(now);
             }
             Packet::SubAck(ack) => self.on_suback(ack.packet_id, ack.reason_codes),
-            Packet::UnsubAck(ack) => self.on_unsuback(&ack),
+            Packet::UnsubAck(ack) => self.on_unsuback(ack),
             Packet::PingResp => self.ping_sent = None,
             Packet::Disconnect(d) => self.close(Closed::ByServer(d.reason_code)),
             Packet::Auth(_) => {
@@ -503,17 +503,18 @@ impl Session {
 
     /// The server kept our session: what it has not acknowledged goes again (§4.4).
     fn resend_inflight(&mut self, now: u64) {
-        // Taken out while it is walked, as `send` borrows the session; nothing here changes it.
-        let inflight = core::mem::take(&mut self.inflight);
-        for (&id, flight) in inflight.iter() {
+        // Taken out while it is walked, as `send` borrows the session.
+        let mut inflight = core::mem::take(&mut self.inflight);
+        for (&id, flight) in inflight.iter_mut() {
             let Some(id) = PacketId::new(id) else {
                 continue;
             };
             match flight {
                 Flight::Sent(outgoing) => {
-                    let mut publish = outgoing.publish.clone();
-                    publish.dup = true;
-                    self.send(now, &publish);
+                    // DUP on this copy only: it is sent anew when the session is lost.
+                    outgoing.publish.dup = true;
+                    self.send(now, &outgoing.publish);
+                    outgoing.publish.dup = false;
                 }
                 Flight::Released(_) => self.send(now, &PubRel::new(id)),
             }
@@ -691,11 +692,11 @@ impl Session {
         }
     }
 
-    fn on_unsuback(&mut self, ack: &UnsubAck) {
+    fn on_unsuback(&mut self, ack: UnsubAck) {
         if let Some((token, _)) = self.pending_unsubscribe.remove(&ack.packet_id.get()) {
             self.events.push_back(Event::Unsubscribed {
                 token,
-                reason_codes: ack.reason_codes.clone(),
+                reason_codes: ack.reason_codes,
             });
         }
     }
@@ -729,11 +730,18 @@ impl Session {
         }
     }
 
-    fn check_sendable(&self, publish: &Publish) -> Result<(), Failure> {
-        let mut probe = publish.clone();
-        if probe.qos != QoS::AtMostOnce {
-            probe.packet_id = PacketId::new(1);
+    /// Whether `publish` (with no packet identifier yet) can be sent: it is measured and
+    /// encoded with a stand-in identifier, removed again before returning.
+    fn check_sendable(&self, publish: &mut Publish) -> Result<(), Failure> {
+        if publish.qos != QoS::AtMostOnce {
+            publish.packet_id = PacketId::new(1);
         }
+        let checked = self.check_encoding(publish);
+        publish.packet_id = None;
+        checked
+    }
+
+    fn check_encoding(&self, probe: &Publish) -> Result<(), Failure> {
         let len = probe.encoded_len(self.options.version);
         if len > self.server_max_packet {
             return Err(Failure::Invalid(cat(&[

@@ -70,8 +70,8 @@ impl<K: Ord, V> VecMap<K, V> {
         self.0.clear();
     }
 
-    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
+        self.0.iter_mut().map(|(k, v)| (&*k, v))
     }
 
     pub(crate) fn values(&self) -> impl DoubleEndedIterator<Item = &V> {
@@ -147,7 +147,7 @@ mod tests {
             assert_eq!(map.len(), reference.len());
             assert_eq!(map.get(&key), reference.get(&key));
         }
-        let ours: Vec<_> = map.iter().map(|(k, v)| (*k, *v)).collect();
+        let ours: Vec<_> = map.into_iter().collect();
         let theirs: Vec<_> = reference.iter().map(|(k, v)| (*k, *v)).collect();
         assert_eq!(ours, theirs);
     }
