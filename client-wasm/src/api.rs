@@ -75,7 +75,17 @@ extern "C" {
 type Shared = Rc<RefCell<Inner>>;
 
 /// JS calls to make once `Inner` is no longer borrowed: a function and its arguments.
-type Effects = Vec<(Function, Vec<JsValue>)>;
+/// (The arguments as a JS array, made once however many listeners an event has.)
+type Effects = Vec<(Function, Array)>;
+
+/// `values` as a JS array.
+fn arguments(values: &[JsValue]) -> Array {
+    let array = Array::new();
+    for value in values {
+        array.push(value);
+    }
+    array
+}
 
 /// The resolve and reject functions of a Promise we made.
 struct Deferred {
@@ -94,11 +104,11 @@ impl Deferred {
     }
 
     fn resolve(self, fx: &mut Effects, value: JsValue) {
-        fx.push((self.resolve, vec![value]));
+        fx.push((self.resolve, arguments(&[value])));
     }
 
     fn reject(self, fx: &mut Effects, error: JsValue) {
-        fx.push((self.reject, vec![error]));
+        fx.push((self.reject, arguments(&[error])));
     }
 }
 
@@ -282,11 +292,6 @@ fn drive(shared: &Shared) {
 
 fn run(fx: Effects) {
     for (function, args) in fx {
-        let arguments = Array::new();
-        for arg in args {
-            arguments.push(&arg);
-        }
-        let args = arguments;
         if let Err(e) = function.apply(&JsValue::UNDEFINED, &args) {
             console_error("midge-mqtt: an event listener threw", &e);
         }
@@ -346,7 +351,7 @@ fn on_retry(weak: &Weak<RefCell<Inner>>) {
         }
         inner.retry = None;
         inner.state = State::Connecting;
-        inner.emit(&mut fx, "reconnect", vec![]);
+        inner.emit(&mut fx, "reconnect", &[]);
         inner.open(&mut fx);
     }
     run(fx);
@@ -367,7 +372,7 @@ impl Inner {
                     first.reject(fx, error::error(&message));
                     self.finish(fx, "the first connection failed");
                 } else {
-                    self.emit(fx, "error", vec![error::error(&why)]);
+                    self.emit(fx, "error", &[error::error(&why)]);
                     self.wait_to_reconnect(fx);
                 }
             }
@@ -417,11 +422,7 @@ impl Inner {
                     };
                     first.resolve(fx, client.into());
                 }
-                self.emit(
-                    fx,
-                    "connect",
-                    vec![objects::connack_packet(&connack).into()],
-                );
+                self.emit(fx, "connect", &[objects::connack_packet(&connack).into()]);
             }
             Event::Message(publish) => self.deliver(&publish, fx),
             Event::Published { token, result } => {
@@ -486,7 +487,7 @@ impl Inner {
             }
         }
         let topic = JsValue::from_str(publish.topic.as_str());
-        self.emit(fx, "message", vec![topic, payload.into(), packet.into()]);
+        self.emit(fx, "message", &[topic, payload.into(), packet.into()]);
     }
 
     /// A connection ended (or never opened): reconnect, or end for good.
@@ -513,12 +514,12 @@ impl Inner {
             let packet = Object::new();
             objects::set(&packet, "cmd", "disconnect");
             objects::set(&packet, "reasonCode", u8::from(code));
-            self.emit(fx, "disconnect", vec![packet.into()]);
+            self.emit(fx, "disconnect", &[packet.into()]);
         }
         if let Some(error) = &error {
-            self.emit(fx, "error", vec![error.clone()]);
+            self.emit(fx, "error", core::slice::from_ref(error));
         }
-        self.emit(fx, "close", vec![]);
+        self.emit(fx, "close", &[]);
         match why {
             _ if !self.ending.is_empty() => self.finish(fx, "the client was ended"),
             Closed::Requested => self.finish(fx, "the client was ended"),
@@ -526,7 +527,7 @@ impl Inner {
             Closed::Refused(_) => self.finish(fx, "the broker refused the connection"),
             _ => {
                 if was_connected {
-                    self.emit(fx, "offline", vec![]);
+                    self.emit(fx, "offline", &[]);
                 }
                 self.wait_to_reconnect(fx);
             }
@@ -591,16 +592,18 @@ impl Inner {
         for deferred in core::mem::take(&mut self.ending) {
             deferred.resolve(fx, JsValue::UNDEFINED);
         }
-        self.emit(fx, "end", vec![]);
+        self.emit(fx, "end", &[]);
         // Nothing will be emitted any more: let go of the application's functions, and of
         // the client (the caller still holds a reference while this runs).
         self.listeners.clear();
         self.alive = None;
     }
 
-    fn emit(&mut self, fx: &mut Effects, event: &str, args: Vec<JsValue>) {
+    fn emit(&mut self, fx: &mut Effects, event: &str, args: &[JsValue]) {
+        let mut array = None;
         for listener in self.listeners.iter().filter(|l| l.event == event) {
-            fx.push((listener.handler.clone(), args.clone()));
+            let array = array.get_or_insert_with(|| arguments(args));
+            fx.push((listener.handler.clone(), array.clone()));
         }
         self.listeners.retain(|l| !(l.once && l.event == event));
     }
@@ -820,7 +823,7 @@ impl MqttClient {
                 } else if inner.started {
                     inner.session.disconnect(now());
                 } else {
-                    inner.emit(&mut fx, "close", vec![]);
+                    inner.emit(&mut fx, "close", &[]);
                     inner.finish(&mut fx, "the client was ended");
                 }
             }
