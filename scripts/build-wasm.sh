@@ -28,7 +28,7 @@ node client-wasm/npm/assemble.mjs "$pkg"
 
 rm -rf web/pkg
 mkdir -p web/pkg
-cp -r "$pkg"/midge_mqtt.js "$pkg"/midge_mqtt_bg.wasm "$pkg"/midge_mqtt.d.ts "$pkg"/snippets web/pkg/
+cp "$pkg"/midge_mqtt.js "$pkg"/midge_mqtt_bg.wasm "$pkg"/midge_mqtt.d.ts web/pkg/
 echo "build-wasm: the demo page's copy is in web/pkg/"
 
 if [ "${1:-}" = --pack ]; then
