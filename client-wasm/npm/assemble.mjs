@@ -17,9 +17,9 @@ import { build, transform } from "esbuild";
 // The target for .wasm plus JS glue, gzip -9 (issue 4; MQTT.js 5.16's browser bundle is
 // 105 KB). Not met yet: see docs/benchmarks.md for where the bytes go.
 const TARGET = 40 * 1024;
-// What the build may not grow past (the size last measured, 43.9 KB, with a little room): a
+// What the build may not grow past (the size last measured, 43.8 KB, with a little room): a
 // check against growth until the target is met, then the target replaces it.
-const CEILING = 44.1 * 1024;
+const CEILING = 44.0 * 1024;
 
 const pkg = process.argv[2];
 if (!pkg) {

@@ -286,9 +286,11 @@ impl<T: Value> Slot for Option<T> {
         *self = Some(T::read(r, id)?);
         Ok(())
     }
+    #[cfg_attr(feature = "small", inline(never))]
     fn len(&self) -> usize {
         self.as_ref().map_or(0, |v| 1 + v.len())
     }
+    #[cfg_attr(feature = "small", inline(never))]
     fn write(&self, id: PropertyId, dst: &mut BytesMut) {
         if let Some(v) = self {
             dst.put_u8(id as u8);
@@ -304,9 +306,11 @@ impl<T: Value> Slot for Vec<T> {
         self.push(T::read(r, id)?);
         Ok(())
     }
+    #[cfg_attr(feature = "small", inline(never))]
     fn len(&self) -> usize {
         self.iter().map(|v| 1 + v.len()).sum()
     }
+    #[cfg_attr(feature = "small", inline(never))]
     fn write(&self, id: PropertyId, dst: &mut BytesMut) {
         for v in self {
             dst.put_u8(id as u8);
