@@ -296,8 +296,10 @@ impl Connection {
                 state.forget_keys();
             }
             state.persisted = keep;
-            drop(state);
+            // Under the lock, as the old connection's `finish` marks it disconnected: that
+            // cannot land after this.
             session.set_connected(true);
+            drop(state);
             (session, present, generation)
         };
         // CONNACK (with session present) goes once the session is durable.
@@ -1130,9 +1132,11 @@ impl Connection {
                 return;
             }
             state.waker = None;
+            // Under the lock: a new connection that has taken the session over since has
+            // also changed the generation, so it is not marked disconnected here.
+            self.session.set_connected(false);
             state.expiry_interval
         };
-        self.session.set_connected(false);
         // Publishers held back by this client's queue go on.
         self.shared.drained.notify_waiters();
         tracing::debug!(client = %self.session.client_id, ?end, "disconnected");
