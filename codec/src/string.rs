@@ -103,7 +103,7 @@ impl ByteStr {
 /// Returns whether the bytes contain `+` or `#`, which a topic filter then checks the
 /// placement of.
 pub(crate) fn check_wire(bytes: &[u8], topic_name: bool) -> Result<bool, ErrorKind> {
-    if !bytes.is_ascii() && core::str::from_utf8(bytes).is_err() {
+    if !is_utf8(bytes) {
         return Err(ErrorKind::InvalidUtf8);
     }
     let Some(first) = find_nul_or_wildcard(bytes) else {
@@ -119,6 +119,20 @@ pub(crate) fn check_wire(bytes: &[u8], topic_name: bool) -> Result<bool, ErrorKi
         ));
     }
     Ok(true)
+}
+
+/// Whether the bytes are UTF-8: an ASCII scan first (the common case), then the full
+/// check; with the feature `small` (the browser client) the full check alone, which has an
+/// ASCII fast path of its own, so that only one of the two is in the `.wasm`.
+#[cfg(not(feature = "small"))]
+#[inline(always)]
+fn is_utf8(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || core::str::from_utf8(bytes).is_ok()
+}
+
+#[cfg(feature = "small")]
+fn is_utf8(bytes: &[u8]) -> bool {
+    core::str::from_utf8(bytes).is_ok()
 }
 
 /// The first NUL, `+` or `#`: memchr's vectorised search, or with the feature `small` (the
