@@ -394,7 +394,7 @@ macro_rules! property_set {
         }
 
         impl PropertySet for $name {
-            #[cfg_attr(feature = "small", inline(never))]
+            #[cfg(not(feature = "small"))]
             fn read_properties(&mut self, r: &mut Reader) -> Result<(), ErrorKind> {
                 while r.has_remaining() {
                     let raw = r.varint()?;
@@ -406,6 +406,24 @@ macro_rules! property_set {
                             return Err(ErrorKind::PropertyNotAllowed { packet: $packet, property })
                         }
                     }
+                }
+                Ok(())
+            }
+
+            /// The same reader, the error of every field's `fill` passed on in one place
+            /// rather than one per field.
+            #[cfg(feature = "small")]
+            #[inline(never)]
+            fn read_properties(&mut self, r: &mut Reader) -> Result<(), ErrorKind> {
+                while r.has_remaining() {
+                    let raw = r.varint()?;
+                    let id = PropertyId::from_u32(raw).ok_or(ErrorKind::UnknownProperty(raw))?;
+                    let filled = match id {
+                        $(PropertyId::$id => Slot::fill(&mut self.$field, id, r),)*
+                        #[allow(unreachable_patterns)]
+                        property => Err(ErrorKind::PropertyNotAllowed { packet: $packet, property }),
+                    };
+                    filled?;
                 }
                 Ok(())
             }
