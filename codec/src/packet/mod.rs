@@ -316,6 +316,7 @@ fn first_byte<B: Body>(body: &B) -> u8 {
 /// once into its final place instead of being moved through `map` and `map_err` (a PUBLISH
 /// is a few hundred bytes; those moves were a fifth of the decode time).
 #[cfg_attr(not(feature = "small"), inline(always))]
+#[cfg_attr(feature = "small", inline(never))]
 fn decode_into<B: Body>(
     flags: u8,
     r: &mut Reader,
