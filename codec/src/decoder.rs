@@ -92,6 +92,7 @@ impl Decoder {
     }
 
     #[cfg_attr(not(feature = "small"), inline(always))]
+    #[cfg_attr(feature = "small", inline(never))]
     fn next<const FROM_SERVER: bool>(
         &mut self,
         buf: &mut BytesMut,

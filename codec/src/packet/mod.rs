@@ -334,7 +334,8 @@ fn decode_into<B: Body>(
 /// Never returns `Ok(None)`: the `Option` is the decoder's, so no conversion is needed.
 /// `FROM_SERVER` refuses the packets only clients send, without decoding them (and without
 /// their decoders in a client's binary).
-#[inline]
+#[cfg_attr(not(feature = "small"), inline)]
+#[cfg_attr(feature = "small", inline(never))]
 pub(crate) fn decode<const FROM_SERVER: bool>(
     first: u8,
     body: Bytes,
