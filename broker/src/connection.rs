@@ -336,10 +336,16 @@ impl Connection {
         let max_publish_rate = shared.config.max_publish_rate;
         let mut connection = Connection {
             username: connect.username.as_deref().map(Into::into),
+            // As many as the client takes (5.0's Receive Maximum, 65,535 when it names
+            // none, as a 3.1.1 client cannot), and no more than `receive_maximum`: the rest
+            // waits in the queue, where its limits and backpressure see it, and a reconnect
+            // resends at most that many.
             send_quota: connect
                 .properties
                 .receive_maximum
-                .map_or(usize::from(u16::MAX), |r| usize::from(r.get())),
+                .map_or(u16::MAX, |r| r.get())
+                .min(shared.config.receive_maximum)
+                .into(),
             client_max_packet: connect
                 .properties
                 .maximum_packet_size

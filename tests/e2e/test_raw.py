@@ -179,6 +179,54 @@ def test_a_slow_consumer_cannot_grow_memory(tmp_path):
         assert "queue full" in broker.log()
 
 
+@pytest.mark.parametrize("version", [5, 4])
+def test_messages_in_flight_to_a_client_are_capped_by_receive_maximum(tmp_path, version):
+    # A 5.0 client that names no Receive Maximum (so 65,535) and a 3.1.1 client, which
+    # cannot: both get at most the broker's `receive_maximum` unacknowledged at once.
+    with configured_broker(tmp_path, "receive_maximum = 10\n") as broker:
+        peer = Peer(broker.tcp_port)
+        peer.send(connect("unacking", version=version))
+        peer.expect(0x20)
+        peer.send(subscribe(1, "capped", qos=1, version=version))
+        peer.expect(0x90)
+        publisher = Client(broker, "pub")
+        for n in range(25):
+            publisher.publish("capped", str(n).encode(), qos=1)
+
+        payloads = []
+
+        def packet_ids(count):
+            ids = []
+            for _ in range(count):
+                first, body = peer.read()
+                assert first & 0xF6 == 0x32, f"expected a QoS 1 PUBLISH, got 0x{first:02x}"
+                (topic_len,) = struct.unpack(">H", body[:2])
+                at = 4 + topic_len
+                ids.append(body[at - 2:at])
+                if version == 5:
+                    at += 1 + body[at]  # the properties (a one-byte length here)
+                payloads.append(body[at:])
+            return ids
+
+        def nothing_more():
+            peer.sock.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                peer.read()
+            peer.sock.settimeout(5)
+
+        in_flight = packet_ids(10)
+        nothing_more()
+        # Each acknowledgement lets one more go, in order, until all 25 have come.
+        for _ in range(3):
+            for packet_id in in_flight[:5]:
+                peer.send(packet(0x40, packet_id))
+            in_flight = in_flight[5:] + packet_ids(5)
+            nothing_more()
+        assert len(in_flight) == 10
+        assert payloads == [str(n).encode() for n in range(25)]
+        assert metric(broker, "midge_messages_dropped_total") == 0
+
+
 def test_outbound_topic_aliases_within_the_clients_maximum(broker):
     peer = Peer(broker.tcp_port)
     peer.send(connect("aliased", properties=b"\x22\x00\x02"))  # Topic Alias Maximum 2
