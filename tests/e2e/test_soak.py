@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(not SECONDS, reason="a soak test: set MIDGE_SOAK
 PUBLISHERS = 8
 SUBSCRIBERS = 12
 RATE = 50  # messages per second per publisher
+DRAIN = 60  # seconds the subscribers get to catch up after the publishers stop
 
 
 def rss_kib(pid: int) -> int:
@@ -47,6 +48,10 @@ class Subscriber:
     def on_message(self, client, userdata, message):
         with self.lock:
             self.received[(message.topic, message.qos, message.payload)] += 1
+
+    def has(self, expected):
+        with self.lock:
+            return expected <= self.received.keys()
 
     def bounce(self):
         if random.random() < 0.5:
@@ -87,9 +92,13 @@ def test_soak(broker):
     stop.set()
     for t in threads:
         t.join()
-    # Let every subscriber come back for good and drain its session.
-    time.sleep(5)
+    # Every subscriber is back for good: wait until each has drained its session (a slow
+    # one may still be working through a backlog), for at most DRAIN seconds.
     expected = set(sent)
+    drained_at = time.monotonic()
+    while time.monotonic() - drained_at < DRAIN and not all(s.has(expected) for s in subscribers):
+        time.sleep(0.5)
+    drained = time.monotonic() - drained_at
     for s in subscribers:
         with s.lock:
             got = dict(s.received)
@@ -101,6 +110,7 @@ def test_soak(broker):
     quarter = len(samples) // 4
     early = max(rss for _, rss in samples[quarter:2 * quarter])
     late = max(rss for _, rss in samples[3 * quarter:])
-    print(f"\nsoak: {len(sent)} messages to {SUBSCRIBERS} bouncing subscribers in {SECONDS} s; "
+    print(f"\nsoak: {len(sent)} messages to {SUBSCRIBERS} bouncing subscribers in {SECONDS} s, "
+          f"drained {drained:.1f} s after the publishers stopped; "
           f"RSS {samples[0][1]} KiB at start, {early} KiB at 1/4-1/2, {late} KiB at 3/4-end")
     assert late <= early * 1.2 + 2048, f"memory grew: {early} KiB -> {late} KiB"
