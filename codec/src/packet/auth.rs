@@ -26,6 +26,17 @@ impl Body for Auth {
             return Ok(Auth::default());
         }
         let reason_code = read_reason_code(r, Self::TYPE, allowed::AUTH)?;
+        // With `small`, read in place as a CONNACK's (see there).
+        #[cfg(feature = "small")]
+        {
+            let mut auth = Auth {
+                reason_code,
+                properties: AuthProperties::EMPTY,
+            };
+            auth.properties.decode_into(r)?;
+            Ok(auth)
+        }
+        #[cfg(not(feature = "small"))]
         Ok(Auth {
             reason_code,
             properties: AuthProperties::decode(r)?,

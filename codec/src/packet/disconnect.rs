@@ -36,15 +36,30 @@ impl Body for Disconnect {
             return Ok(Disconnect::default());
         }
         let reason_code = read_reason_code(r, Self::TYPE, allowed::DISCONNECT)?;
-        let properties = if r.has_remaining() {
-            DisconnectProperties::decode(r)?
-        } else {
-            Default::default()
-        };
-        Ok(Disconnect {
-            reason_code,
-            properties,
-        })
+        // With `small`, read in place as a CONNACK's (see there).
+        #[cfg(feature = "small")]
+        {
+            let mut disconnect = Disconnect {
+                reason_code,
+                properties: DisconnectProperties::EMPTY,
+            };
+            if r.has_remaining() {
+                disconnect.properties.decode_into(r)?;
+            }
+            Ok(disconnect)
+        }
+        #[cfg(not(feature = "small"))]
+        {
+            let properties = if r.has_remaining() {
+                DisconnectProperties::decode(r)?
+            } else {
+                Default::default()
+            };
+            Ok(Disconnect {
+                reason_code,
+                properties,
+            })
+        }
     }
 
     #[inline]
