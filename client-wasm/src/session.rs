@@ -178,7 +178,9 @@ enum Link {
 /// One client's MQTT session: see the module documentation for how to drive it.
 #[derive(Debug)]
 pub struct Session {
-    options: Options,
+    /// Boxed: the session is moved into place as it is made, and a boxed copy of the
+    /// options (the will, the CONNECT properties) is moved as one pointer.
+    options: Box<Options>,
     link: Link,
     decoder: Decoder,
     inbox: BytesMut,
@@ -213,7 +215,7 @@ impl Session {
         Session {
             decoder: Decoder::new(options.version),
             keep_alive_ms: u64::from(options.keep_alive) * 1000,
-            options,
+            options: Box::new(options),
             link: Link::Down,
             inbox: BytesMut::new(),
             transmit: BytesMut::new(),
@@ -424,7 +426,7 @@ impl Session {
 
     fn handle_packet(&mut self, now: u64, packet: Packet) {
         match packet {
-            Packet::ConnAck(ack) => self.on_connack(now, *ack),
+            Packet::ConnAck(ack) => self.on_connack(now, ack),
             Packet::Publish(publish) => self.on_publish(now, publish),
             Packet::PubAck(ack) => self.on_puback(now, &ack),
             Packet::PubRec(rec) => self.on_pubrec(now, &rec),
@@ -465,7 +467,8 @@ impl Session {
         }
     }
 
-    fn on_connack(&mut self, now: u64, ack: ConnAck) {
+    /// The CONNACK stays in the box it was decoded into, and goes out in the event so.
+    fn on_connack(&mut self, now: u64, ack: Box<ConnAck>) {
         if !matches!(self.link, Link::Connecting { .. }) {
             return self.violation(now, ReasonCode::ProtocolError, "a second CONNACK");
         }
@@ -496,7 +499,7 @@ impl Session {
         }
         self.events.push_back(Event::Connected {
             session_present,
-            connack: Box::new(ack),
+            connack: ack,
         });
         self.pump(now);
     }
