@@ -48,14 +48,20 @@ impl<K: Ord, V> VecMap<K, V> {
         self.find(key).is_ok()
     }
 
-    /// Inserts or replaces; returns the value replaced.
+    /// Inserts, or replaces (and drops) the value there; returns whether the key was new.
+    /// No caller wants the value replaced, and handing it back cost a copy of it per map type.
     #[inline(never)]
-    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
+    pub(crate) fn insert(&mut self, key: K, value: V) -> bool {
         match self.find(&key) {
-            Ok(i) => self.0.get_mut(i).map(|(_, v)| core::mem::replace(v, value)),
+            Ok(i) => {
+                if let Some((_, v)) = self.0.get_mut(i) {
+                    *v = value;
+                }
+                false
+            }
             Err(i) => {
                 self.0.insert(i, (key, value));
-                None
+                true
             }
         }
     }
@@ -110,7 +116,7 @@ impl<T: Ord> VecSet<T> {
 
     /// Whether `value` was not there yet.
     pub(crate) fn insert(&mut self, value: T) -> bool {
-        self.0.insert(value, ()).is_none()
+        self.0.insert(value, ())
     }
 
     /// Whether `value` was there.
@@ -149,7 +155,7 @@ mod tests {
             if x.is_multiple_of(3) {
                 assert_eq!(map.remove(&key), reference.remove(&key));
             } else {
-                assert_eq!(map.insert(key, x), reference.insert(key, x));
+                assert_eq!(map.insert(key, x), reference.insert(key, x).is_none());
             }
             assert_eq!(map.len(), reference.len());
             assert_eq!(map.get(&key), reference.get(&key));
