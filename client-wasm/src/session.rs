@@ -195,7 +195,9 @@ pub struct Session {
     awaiting_pubrel: VecSet<u16>,
     /// What we are subscribed to, to subscribe again when the server lost the session.
     /// With the properties of the SUBSCRIBE that made each (its subscription identifier).
-    subscriptions: VecMap<String, (Subscription, SubscribeProperties)>,
+    /// One entry per filter, in the order first subscribed; a plain `Vec`, searched by the
+    /// filter the subscription holds (no key copied out of it, no map type of its own).
+    subscriptions: Vec<(Subscription, SubscribeProperties)>,
     pending_subscribe: VecMap<u16, (Token, Subscribe)>,
     pending_unsubscribe: VecMap<u16, (Token, Unsubscribe)>,
     /// The server's Receive Maximum: how many QoS 1/2 publishes may be in flight.
@@ -225,7 +227,7 @@ impl Session {
             queue: Fifo::new(),
             inflight: VecMap::new(),
             awaiting_pubrel: VecSet::new(),
-            subscriptions: VecMap::new(),
+            subscriptions: Vec::new(),
             pending_subscribe: VecMap::new(),
             pending_unsubscribe: VecMap::new(),
             send_quota: usize::from(u16::MAX),
@@ -355,9 +357,8 @@ impl Session {
     pub fn unsubscribe(&mut self, now: u64, filters: Vec<TopicFilter>) -> Token {
         let token = self.token();
         let packet_id = self.packet_id();
-        for filter in &filters {
-            self.subscriptions.remove(filter.as_str());
-        }
+        self.subscriptions
+            .retain(|(subscription, _)| !filters.contains(&subscription.filter));
         let unsubscribe = Unsubscribe {
             packet_id,
             filters,
@@ -556,7 +557,7 @@ impl Session {
         // One SUBSCRIBE per set of properties (a subscription identifier belongs to the
         // whole packet), at most 16 filters each.
         let mut groups: Vec<(SubscribeProperties, Vec<Subscription>)> = Vec::new();
-        for (subscription, properties) in self.subscriptions.values() {
+        for (subscription, properties) in &self.subscriptions {
             if pending.contains(&subscription.filter.as_str()) {
                 continue;
             }
@@ -680,11 +681,17 @@ impl Session {
             return;
         };
         for (subscription, code) in subscribe.subscriptions.iter().zip(&reason_codes) {
-            if !code.is_error() {
-                self.subscriptions.insert(
-                    subscription.filter.as_str().to_owned(),
-                    (subscription.clone(), subscribe.properties.clone()),
-                );
+            if code.is_error() {
+                continue;
+            }
+            let entry = (subscription.clone(), subscribe.properties.clone());
+            match self
+                .subscriptions
+                .iter_mut()
+                .find(|(s, _)| s.filter == subscription.filter)
+            {
+                Some(slot) => *slot = entry,
+                None => self.subscriptions.push(entry),
             }
         }
         if token != RESUBSCRIBE {
