@@ -30,7 +30,7 @@ use crate::session::{Closed, Event, Session, Token};
 use crate::socket::{Callback, Socket, SocketEvent};
 use crate::text::{cat, decimal, list, reason};
 use crate::timer::{Timer, now};
-use crate::vec_map::{VecMap, VecSet};
+use crate::vec_map::VecMap;
 
 #[wasm_bindgen]
 extern "C" {
@@ -222,8 +222,9 @@ struct Inner {
     calls: VecMap<Token, Call>,
     listeners: Vec<Listener>,
     streams: Vec<Rc<RefCell<StreamState>>>,
-    /// Filters the application subscribed to itself (not only through `messages()`).
-    explicit: VecSet<String>,
+    /// Filters the application subscribed to itself (not only through `messages()`), each
+    /// once: a plain `Vec`, searched from end to end (no map type of its own).
+    explicit: Vec<String>,
     ending: Vec<Deferred>,
     /// The last close code and reason of the WebSocket, for error messages.
     last_close: Option<(u16, String)>,
@@ -270,7 +271,7 @@ pub fn connect(
             calls: VecMap::new(),
             listeners: Vec::new(),
             streams: Vec::new(),
-            explicit: VecSet::new(),
+            explicit: Vec::new(),
             ending: Vec::new(),
             last_close: None,
             weak: weak.clone(),
@@ -749,7 +750,9 @@ impl MqttClient {
             let mut filters = Vec::with_capacity(list.len());
             for subscription in &list {
                 let filter = subscription.filter.as_str();
-                inner.explicit.insert(filter.to_owned());
+                if !inner.explicit.iter().any(|f| f == filter) {
+                    inner.explicit.push(filter.to_owned());
+                }
                 filters.push(filter.to_owned());
             }
             let token = inner.session.subscribe_with(now(), list, properties);
@@ -773,7 +776,7 @@ impl MqttClient {
             let mut inner = self.shared.borrow_mut();
             let mut filters = Vec::with_capacity(list.len());
             for filter in &list {
-                inner.explicit.remove(filter.as_str());
+                inner.explicit.retain(|f| f != filter.as_str());
                 filters.push(filter.as_str().to_owned());
             }
             let token = inner.session.unsubscribe(now(), list);
@@ -864,7 +867,7 @@ impl MqttClient {
                 state.borrow_mut().done = true;
             } else {
                 let name = subscription.filter.as_str();
-                let already = inner.explicit.contains(name)
+                let already = inner.explicit.iter().any(|f| f == name)
                     || inner
                         .streams
                         .iter()
@@ -1029,7 +1032,7 @@ impl MessageStream {
                 let mut inner = shared.borrow_mut();
                 inner.streams.retain(|s| !Rc::ptr_eq(s, &self.state));
                 let filter = self.state.borrow().filter.clone();
-                let needed = inner.explicit.contains(filter.as_str())
+                let needed = inner.explicit.iter().any(|f| f == filter.as_str())
                     || inner
                         .streams
                         .iter()
