@@ -207,7 +207,8 @@ pub struct Session {
     last_sent: u64,
     ping_sent: Option<u64>,
     /// Topic aliases the server set up towards us.
-    aliases: VecMap<u16, TopicName>,
+    /// A plain `Vec` searched from end to end (no more than the few the server uses).
+    aliases: Vec<(u16, TopicName)>,
     connected_once: bool,
 }
 
@@ -234,7 +235,7 @@ impl Session {
             server_max_packet: usize::MAX,
             last_sent: 0,
             ping_sent: None,
-            aliases: VecMap::new(),
+            aliases: Vec::new(),
             connected_once: false,
         }
     }
@@ -601,9 +602,10 @@ impl Session {
     fn on_publish(&mut self, now: u64, mut publish: Publish) {
         // 5.0 topic aliases from the server (§3.3.2.3.4).
         if let Some(alias) = publish.properties().topic_alias {
+            let known = self.aliases.iter_mut().find(|(a, _)| *a == alias.get());
             if publish.topic.is_empty() {
-                match self.aliases.get(&alias.get()) {
-                    Some(topic) => publish.topic = topic.clone(),
+                match known {
+                    Some((_, topic)) => publish.topic = topic.clone(),
                     None => {
                         return self.violation(
                             now,
@@ -612,8 +614,10 @@ impl Session {
                         );
                     }
                 }
+            } else if let Some((_, topic)) = known {
+                topic.clone_from(&publish.topic);
             } else {
-                self.aliases.insert(alias.get(), publish.topic.clone());
+                self.aliases.push((alias.get(), publish.topic.clone()));
             }
             publish.properties_mut().topic_alias = None;
         }
