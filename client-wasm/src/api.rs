@@ -30,7 +30,6 @@ use crate::session::{Closed, Event, Session, Token};
 use crate::socket::{Callback, Socket, SocketEvent};
 use crate::text::{cat, decimal, list, reason};
 use crate::timer::{Timer, now};
-use crate::vec_map::VecMap;
 
 #[wasm_bindgen]
 extern "C" {
@@ -219,7 +218,9 @@ struct Inner {
     online: Option<GlobalListener>,
     /// `connect()`'s Promise, until the first CONNACK.
     first: Option<Deferred>,
-    calls: VecMap<Token, Call>,
+    /// Commands the session has not answered yet, by token: a plain `Vec` in the order they
+    /// were made, searched from the oldest (mostly the first answered) to take one out.
+    calls: Vec<(Token, Call)>,
     listeners: Vec<Listener>,
     streams: Vec<Rc<RefCell<StreamState>>>,
     /// Filters the application subscribed to itself (not only through `messages()`), each
@@ -268,7 +269,7 @@ pub fn connect(
             retry: None,
             online: None,
             first: Some(deferred),
-            calls: VecMap::new(),
+            calls: Vec::new(),
             listeners: Vec::new(),
             streams: Vec::new(),
             explicit: Vec::new(),
@@ -359,6 +360,12 @@ fn on_retry(weak: &Weak<RefCell<Inner>>) {
 }
 
 impl Inner {
+    /// The command the session answered with `token`, taken out of those waiting.
+    fn take_call(&mut self, token: Token) -> Option<Call> {
+        let i = self.calls.iter().position(|(t, _)| *t == token)?;
+        Some(self.calls.remove(i).1)
+    }
+
     /// Opens a WebSocket; a URL the browser rejects outright counts as a failed attempt.
     fn open(&mut self, fx: &mut Effects) {
         let weak = self.weak.clone();
@@ -427,7 +434,7 @@ impl Inner {
             }
             Event::Message(publish) => self.deliver(&publish, fx),
             Event::Published { token, result } => {
-                if let Some(Call::Publish { deferred, topic }) = self.calls.remove(&token) {
+                if let Some(Call::Publish { deferred, topic }) = self.take_call(token) {
                     match result {
                         Ok(()) => deferred.resolve(fx, JsValue::UNDEFINED),
                         Err(failure) => deferred.reject(
@@ -441,7 +448,7 @@ impl Inner {
                 token,
                 reason_codes,
             } => {
-                if let Some(Call::Subscribe { deferred, filters }) = self.calls.remove(&token) {
+                if let Some(Call::Subscribe { deferred, filters }) = self.take_call(token) {
                     settle_subscribe(deferred, &filters, &reason_codes, fx);
                 }
             }
@@ -449,7 +456,7 @@ impl Inner {
                 token,
                 reason_codes,
             } => {
-                if let Some(Call::Unsubscribe { deferred, filters }) = self.calls.remove(&token) {
+                if let Some(Call::Unsubscribe { deferred, filters }) = self.take_call(token) {
                     match reason_codes.iter().find(|c| c.is_error()) {
                         Some(code) if reason_codes.iter().all(|c| c.is_error()) => {
                             let message = cat(&[
@@ -725,7 +732,7 @@ impl MqttClient {
         if let (Some(deferred), Ok(publish)) = (deferred, prepared) {
             let mut inner = self.shared.borrow_mut();
             let token = inner.session.publish(now(), publish);
-            inner.calls.insert(token, Call::Publish { deferred, topic });
+            inner.calls.push((token, Call::Publish { deferred, topic }));
         }
         drive(&self.shared);
         promise
@@ -758,7 +765,7 @@ impl MqttClient {
             let token = inner.session.subscribe_with(now(), list, properties);
             inner
                 .calls
-                .insert(token, Call::Subscribe { deferred, filters });
+                .push((token, Call::Subscribe { deferred, filters }));
         }
         drive(&self.shared);
         promise
@@ -782,7 +789,7 @@ impl MqttClient {
             let token = inner.session.unsubscribe(now(), list);
             inner
                 .calls
-                .insert(token, Call::Unsubscribe { deferred, filters });
+                .push((token, Call::Unsubscribe { deferred, filters }));
         }
         drive(&self.shared);
         promise
