@@ -198,8 +198,10 @@ pub struct Session {
     /// One entry per filter, in the order first subscribed; a plain `Vec`, searched by the
     /// filter the subscription holds (no key copied out of it, no map type of its own).
     subscriptions: Vec<(Subscription, SubscribeProperties)>,
-    pending_subscribe: VecMap<u16, (Token, Subscribe)>,
-    pending_unsubscribe: VecMap<u16, (Token, Unsubscribe)>,
+    /// SUBSCRIBEs and UNSUBSCRIBEs not yet answered, in the order made: plain `Vec`s
+    /// searched by the packet identifier each packet holds (no map type of their own).
+    pending_subscribe: Vec<(Token, Subscribe)>,
+    pending_unsubscribe: Vec<(Token, Unsubscribe)>,
     /// The server's Receive Maximum: how many QoS 1/2 publishes may be in flight.
     send_quota: usize,
     server_max_packet: usize,
@@ -229,8 +231,8 @@ impl Session {
             inflight: VecMap::new(),
             awaiting_pubrel: VecSet::new(),
             subscriptions: Vec::new(),
-            pending_subscribe: VecMap::new(),
-            pending_unsubscribe: VecMap::new(),
+            pending_subscribe: Vec::new(),
+            pending_unsubscribe: Vec::new(),
             send_quota: usize::from(u16::MAX),
             server_max_packet: usize::MAX,
             last_sent: 0,
@@ -349,8 +351,7 @@ impl Session {
         if self.is_connected() {
             self.send(now, &subscribe);
         }
-        self.pending_subscribe
-            .insert(packet_id.get(), (token, subscribe));
+        self.pending_subscribe.push((token, subscribe));
         token
     }
 
@@ -368,8 +369,7 @@ impl Session {
         if self.is_connected() {
             self.send(now, &unsubscribe);
         }
-        self.pending_unsubscribe
-            .insert(packet_id.get(), (token, unsubscribe));
+        self.pending_unsubscribe.push((token, unsubscribe));
         token
     }
 
@@ -550,7 +550,7 @@ impl Session {
         // What the application is still waiting for goes first, then what it had.
         self.resend_pending(now);
         let mut pending: Vec<&str> = Vec::new();
-        for (_, subscribe) in self.pending_subscribe.values() {
+        for (_, subscribe) in &self.pending_subscribe {
             for subscription in &subscribe.subscriptions {
                 pending.push(subscription.filter.as_str());
             }
@@ -579,8 +579,7 @@ impl Session {
             };
             self.send(now, &subscribe);
             // Answered like any SUBSCRIBE, but nobody waits for it.
-            self.pending_subscribe
-                .insert(packet_id.get(), (RESUBSCRIBE, subscribe));
+            self.pending_subscribe.push((RESUBSCRIBE, subscribe));
         }
     }
 
@@ -588,12 +587,12 @@ impl Session {
     fn resend_pending(&mut self, now: u64) {
         // Taken out while they are walked, as `send` borrows the session.
         let subscribes = core::mem::take(&mut self.pending_subscribe);
-        for (_, subscribe) in subscribes.values() {
+        for (_, subscribe) in &subscribes {
             self.send(now, subscribe);
         }
         self.pending_subscribe = subscribes;
         let unsubscribes = core::mem::take(&mut self.pending_unsubscribe);
-        for (_, unsubscribe) in unsubscribes.values() {
+        for (_, unsubscribe) in &unsubscribes {
             self.send(now, unsubscribe);
         }
         self.pending_unsubscribe = unsubscribes;
@@ -681,9 +680,11 @@ impl Session {
     }
 
     fn on_suback(&mut self, packet_id: PacketId, reason_codes: Vec<ReasonCode>) {
-        let Some((token, subscribe)) = self.pending_subscribe.remove(&packet_id.get()) else {
+        let pending = &mut self.pending_subscribe;
+        let Some(i) = pending.iter().position(|(_, s)| s.packet_id == packet_id) else {
             return;
         };
+        let (token, subscribe) = pending.remove(i);
         for (subscription, code) in subscribe.subscriptions.iter().zip(&reason_codes) {
             if code.is_error() {
                 continue;
@@ -707,7 +708,12 @@ impl Session {
     }
 
     fn on_unsuback(&mut self, ack: UnsubAck) {
-        if let Some((token, _)) = self.pending_unsubscribe.remove(&ack.packet_id.get()) {
+        let pending = &mut self.pending_unsubscribe;
+        if let Some(i) = pending
+            .iter()
+            .position(|(_, u)| u.packet_id == ack.packet_id)
+        {
+            let (token, _) = pending.remove(i);
             self.events.push_back(Event::Unsubscribed {
                 token,
                 reason_codes: ack.reason_codes,
@@ -819,8 +825,14 @@ impl Session {
             self.next_packet_id = self.next_packet_id.wrapping_add(1);
             let id = self.next_packet_id;
             let busy = self.inflight.contains_key(&id)
-                || self.pending_subscribe.contains_key(&id)
-                || self.pending_unsubscribe.contains_key(&id);
+                || self
+                    .pending_subscribe
+                    .iter()
+                    .any(|(_, s)| s.packet_id.get() == id)
+                || self
+                    .pending_unsubscribe
+                    .iter()
+                    .any(|(_, u)| u.packet_id.get() == id);
             if let (Some(id), false) = (NonZeroU16::new(id), busy) {
                 return id;
             }

@@ -87,10 +87,6 @@ impl<K: Ord, V> VecMap<K, V> {
         self.0.iter_mut().map(|(k, v)| (&*k, v))
     }
 
-    pub(crate) fn values(&self) -> impl DoubleEndedIterator<Item = &V> {
-        self.0.iter().map(|(_, v)| v)
-    }
-
     pub(crate) fn into_values(self) -> impl DoubleEndedIterator<Item = V> {
         self.0.into_iter().map(|(_, v)| v)
     }
