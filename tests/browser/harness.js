@@ -18,9 +18,19 @@ export const WAIT_MS = 15_000;
 
 /** Every broker process started here, so that an exit kills what a failure left running. */
 const running = new Set();
+/** Every temporary directory made here, removed on exit, pass or fail. */
+const temporary = new Set();
 process.on("exit", () => {
   for (const proc of running) proc.kill("SIGKILL");
+  for (const dir of temporary) rmSync(dir, { recursive: true, force: true });
 });
+
+/** A new directory under the system's temporary one, removed when the process exits. */
+export function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  temporary.add(dir);
+  return dir;
+}
 
 /**
  * Starts `midge --web web` on the given ports (0: free ones), with `config` as its TOML
@@ -33,7 +43,7 @@ export function startBroker({ tcpPort = 0, httpPort = 0, config } = {}) {
   }
   const args = ["--tcp", `127.0.0.1:${tcpPort}`, "--http", `127.0.0.1:${httpPort}`, "--web", WEB];
   if (config !== undefined) {
-    const file = join(mkdtempSync(join(tmpdir(), "midge-browser-")), "midge.toml");
+    const file = join(tempDir("midge-browser-"), "midge.toml");
     writeFileSync(file, config);
     args.push("--config", file);
   }

@@ -2,14 +2,13 @@
 // is only a worker, served by a real `midge` with the package beside it, in Chromium.
 
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 
-const { ROOT } = await import("./harness.js");
+const { ROOT, tempDir } = await import("./harness.js");
 // The harness serves MIDGE_WEB: here, a directory with the worker page and the package.
-const web = mkdtempSync(join(tmpdir(), "midge-worker-"));
+const web = tempDir("midge-worker-");
 cpSync(join(ROOT, "tests", "browser", "worker"), web, { recursive: true });
 cpSync(join(ROOT, "web", "pkg"), join(web, "pkg"), { recursive: true });
 process.env.MIDGE_WEB = web;
