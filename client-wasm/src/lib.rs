@@ -24,7 +24,6 @@ mod socket;
 mod text;
 mod timer;
 mod typescript;
-mod vec_map;
 
 /// The allocator: talc instead of the standard library's dlmalloc, for size. It reuses freed
 /// memory (the client runs for days) and needs no lock: `new_wasm_dynamic_allocator` is a

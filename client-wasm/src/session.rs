@@ -34,7 +34,6 @@ use midge_codec::{
 
 use crate::fifo::Fifo;
 use crate::text::{cat, decimal, written};
-use crate::vec_map::{VecMap, VecSet};
 
 /// Identifies a command, so its outcome can be matched to it (a Promise, in the shell).
 pub type Token = u64;
@@ -190,9 +189,13 @@ pub struct Session {
     next_packet_id: u16,
     /// QoS 1/2 publishes waiting for the window or a connection, and QoS 0 ones while offline.
     queue: Fifo<Outgoing>,
-    inflight: VecMap<u16, Flight>,
+    /// QoS 1/2 publishes sent and not yet complete, by packet identifier, in the order sent
+    /// (so they are sent again in that order): a plain `Vec`, searched from the oldest.
+    inflight: Vec<(u16, Flight)>,
     /// Inbound QoS 2 identifiers whose PUBREL has not come yet.
-    awaiting_pubrel: VecSet<u16>,
+    /// A plain `Vec`: each is put in and taken out once, a walk either way (as the memmove
+    /// of a sorted one would be).
+    awaiting_pubrel: Vec<u16>,
     /// What we are subscribed to, to subscribe again when the server lost the session.
     /// With the properties of the SUBSCRIBE that made each (its subscription identifier).
     /// One entry per filter, in the order first subscribed; a plain `Vec`, searched by the
@@ -228,8 +231,8 @@ impl Session {
             next_token: 0,
             next_packet_id: 0,
             queue: Fifo::new(),
-            inflight: VecMap::new(),
-            awaiting_pubrel: VecSet::new(),
+            inflight: Vec::new(),
+            awaiting_pubrel: Vec::new(),
             subscriptions: Vec::new(),
             pending_subscribe: Vec::new(),
             pending_unsubscribe: Vec::new(),
@@ -434,13 +437,17 @@ impl Session {
             Packet::PubRec(rec) => self.on_pubrec(now, &rec),
             Packet::PubRel(rel) => {
                 let mut comp = PubComp::new(rel.packet_id);
-                if !self.awaiting_pubrel.remove(&rel.packet_id.get()) && self.v5() {
+                let awaited = self.awaiting_pubrel.len();
+                let id = rel.packet_id.get();
+                self.awaiting_pubrel.retain(|&a| a != id);
+                if self.awaiting_pubrel.len() == awaited && self.v5() {
                     comp.reason_code = ReasonCode::PacketIdentifierNotFound;
                 }
                 self.send(now, &comp);
             }
             Packet::PubComp(comp) => {
-                if let Some(Flight::Released(token)) = self.inflight.remove(&comp.packet_id.get()) {
+                let found = self.in_flight(comp.packet_id);
+                if let Some((_, Flight::Released(token))) = found.map(|i| self.inflight.remove(i)) {
                     self.events.push_back(Event::Published {
                         token,
                         result: Ok(()),
@@ -510,8 +517,8 @@ impl Session {
     fn resend_inflight(&mut self, now: u64) {
         // Taken out while it is walked, as `send` borrows the session.
         let mut inflight = core::mem::take(&mut self.inflight);
-        for (&id, flight) in inflight.iter_mut() {
-            let Some(id) = PacketId::new(id) else {
+        for (id, flight) in &mut inflight {
+            let Some(id) = PacketId::new(*id) else {
                 continue;
             };
             match flight {
@@ -533,7 +540,7 @@ impl Session {
     /// is made again.
     fn restart_session(&mut self, now: u64) {
         let flights = core::mem::take(&mut self.inflight);
-        for flight in flights.into_values().rev() {
+        for (_, flight) in flights.into_iter().rev() {
             match flight {
                 Flight::Sent(mut outgoing) => {
                     outgoing.publish.packet_id = None;
@@ -627,7 +634,8 @@ impl Session {
             }
             (QoS::ExactlyOnce, Some(id)) => {
                 // Delivered on the first PUBLISH; a resend before PUBREL is only acknowledged.
-                if self.awaiting_pubrel.insert(id.get()) {
+                if !self.awaiting_pubrel.contains(&id.get()) {
+                    self.awaiting_pubrel.push(id.get());
                     self.events.push_back(Event::Message(publish));
                 }
                 self.send(now, &PubRec::new(id));
@@ -637,10 +645,8 @@ impl Session {
     }
 
     fn on_puback(&mut self, now: u64, ack: &PubAck) {
-        let id = ack.packet_id.get();
-        if let Some(Flight::Sent(outgoing)) = self.inflight.get(&id) {
-            let token = outgoing.token;
-            self.inflight.remove(&id);
+        if let Some((i, token)) = self.sent(ack.packet_id) {
+            self.inflight.remove(i);
             self.events.push_back(Event::Published {
                 token,
                 result: result_of(ack.reason_code),
@@ -651,25 +657,25 @@ impl Session {
 
     fn on_pubrec(&mut self, now: u64, rec: &PubRec) {
         let id = rec.packet_id;
-        match self.inflight.get(&id.get()) {
-            Some(Flight::Sent(outgoing)) if rec.reason_code.is_error() => {
+        match (self.sent(id), self.in_flight(id)) {
+            (Some((i, token)), _) if rec.reason_code.is_error() => {
                 // A failure PUBREC ends the flow (§4.3.3).
-                let token = outgoing.token;
-                self.inflight.remove(&id.get());
+                self.inflight.remove(i);
                 self.events.push_back(Event::Published {
                     token,
                     result: result_of(rec.reason_code),
                 });
                 self.pump(now);
             }
-            Some(Flight::Sent(outgoing)) => {
-                let token = outgoing.token;
-                self.inflight.insert(id.get(), Flight::Released(token));
+            (Some((i, token)), _) => {
+                if let Some((_, flight)) = self.inflight.get_mut(i) {
+                    *flight = Flight::Released(token);
+                }
                 self.send(now, &PubRel::new(id));
             }
             // A duplicate PUBREC: the PUBREL may have been lost; send it again.
-            Some(Flight::Released(_)) => self.send(now, &PubRel::new(id)),
-            None => {
+            (None, Some(_)) => self.send(now, &PubRel::new(id)),
+            (None, None) => {
                 let mut rel = PubRel::new(id);
                 if self.v5() {
                     rel.reason_code = ReasonCode::PacketIdentifierNotFound;
@@ -746,7 +752,7 @@ impl Session {
             let id = self.packet_id();
             outgoing.publish.packet_id = Some(id);
             self.send(now, &outgoing.publish);
-            self.inflight.insert(id.get(), Flight::Sent(outgoing));
+            self.inflight.push((id.get(), Flight::Sent(outgoing)));
         }
     }
 
@@ -819,12 +825,26 @@ impl Session {
         self.next_token
     }
 
+    /// Where the flow of our publish `id` is in `inflight`.
+    fn in_flight(&self, id: PacketId) -> Option<usize> {
+        self.inflight.iter().position(|(i, _)| *i == id.get())
+    }
+
+    /// Where our publish `id` is in `inflight` and its token, if it is sent and not released.
+    fn sent(&self, id: PacketId) -> Option<(usize, Token)> {
+        let i = self.in_flight(id)?;
+        match self.inflight.get(i) {
+            Some((_, Flight::Sent(outgoing))) => Some((i, outgoing.token)),
+            _ => None,
+        }
+    }
+
     /// A packet identifier not in use by any of our flows or requests.
     fn packet_id(&mut self) -> PacketId {
         loop {
             self.next_packet_id = self.next_packet_id.wrapping_add(1);
             let id = self.next_packet_id;
-            let busy = self.inflight.contains_key(&id)
+            let busy = self.inflight.iter().any(|(i, _)| *i == id)
                 || self
                     .pending_subscribe
                     .iter()
