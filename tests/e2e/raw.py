@@ -112,10 +112,14 @@ class WsPeer(Peer):
 
     def send(self, data: bytes):
         """Sends `data` as one binary message (masked, as clients must)."""
+        self.send_frame(0x2, data)
+
+    def send_frame(self, opcode: int, data: bytes):
+        """Sends one final frame with `opcode` (0x2 binary, 0x9 ping, ...), masked."""
         mask = os.urandom(4)
         n = len(data)
-        header = bytes([0x82]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n))
-        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+        length = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n)
+        self.sock.sendall(bytes([0x80 | opcode]) + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
 
     def _fill(self, n: int) -> bool:
         while len(self.buf) < n:
@@ -126,6 +130,15 @@ class WsPeer(Peer):
         return True
 
     def _frame(self):
+        """The next data frame's payload (b"" for a control frame), None once closed."""
+        frame = self.next_frame()
+        if frame is None or frame[0] == 0x8:
+            return None
+        opcode, payload = frame
+        return payload if opcode in (0x0, 0x2) else b""
+
+    def next_frame(self):
+        """The next frame as (opcode, payload), or None once the connection closed."""
         def need(k):
             while len(self.raw) < k:
                 chunk = self.sock.recv(65536)
@@ -145,9 +158,7 @@ class WsPeer(Peer):
         if not need(offset + n):
             return None
         payload, self.raw = self.raw[offset:offset + n], self.raw[offset + n:]
-        if opcode == 0x8:
-            return None
-        return payload if opcode in (0x0, 0x2) else b""
+        return opcode, payload
 
 
 def read_varint(data: bytes, i: int) -> tuple[int, int]:

@@ -227,6 +227,26 @@ def test_messages_in_flight_to_a_client_are_capped_by_receive_maximum(tmp_path, 
         assert metric(broker, "midge_messages_dropped_total") == 0
 
 
+def test_websocket_ping_is_answered_between_mqtt_packets(broker):
+    # A browser or proxy may ping the WebSocket at any time: the pong comes back with the
+    # same payload, and MQTT goes on around it (RFC 6455 §5.5.2-5.5.3).
+    peer = WsPeer(broker.http_port)
+    peer.send(connect("pinged") + subscribe(1, "ws/ping", qos=0))
+    peer.expect(0x20)
+    peer.expect(0x90)
+    peer.send_frame(0x9, b"are you there")
+    Client(broker, "pub").publish("ws/ping", b"after the ping", qos=1)
+    frames = []
+    while not (any(op == 0xA for op, _ in frames) and any(op == 0x2 for op, _ in frames)):
+        frame = peer.next_frame()
+        assert frame is not None, f"closed after {frames}"
+        frames.append(frame)
+    assert (0xA, b"are you there") in frames
+    assert any(op == 0x2 and payload.endswith(b"after the ping") for op, payload in frames)
+    peer.send(packet(0xC0, b""))  # PINGREQ
+    peer.expect(0xD0)
+
+
 def test_outbound_topic_aliases_within_the_clients_maximum(broker):
     peer = Peer(broker.tcp_port)
     peer.send(connect("aliased", properties=b"\x22\x00\x02"))  # Topic Alias Maximum 2
