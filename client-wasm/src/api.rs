@@ -360,6 +360,15 @@ fn on_retry(weak: &Weak<RefCell<Inner>>) {
 }
 
 impl Inner {
+    /// Whether the application subscribed to `filter` itself or a `messages()` loop reads it.
+    fn wanted(&self, filter: &str) -> bool {
+        self.explicit.iter().any(|f| f == filter)
+            || self
+                .streams
+                .iter()
+                .any(|s| s.borrow().filter.as_str() == filter)
+    }
+
     /// The command the session answered with `token`, taken out of those waiting.
     fn take_call(&mut self, token: Token) -> Option<Call> {
         let i = self.calls.iter().position(|(t, _)| *t == token)?;
@@ -873,12 +882,7 @@ impl MqttClient {
             if inner.state == State::Ended {
                 state.borrow_mut().done = true;
             } else {
-                let name = subscription.filter.as_str();
-                let already = inner.explicit.iter().any(|f| f == name)
-                    || inner
-                        .streams
-                        .iter()
-                        .any(|s| s.borrow().filter.as_str() == name);
+                let already = inner.wanted(subscription.filter.as_str());
                 inner.streams.push(state.clone());
                 if !already {
                     inner
@@ -1039,12 +1043,7 @@ impl MessageStream {
                 let mut inner = shared.borrow_mut();
                 inner.streams.retain(|s| !Rc::ptr_eq(s, &self.state));
                 let filter = self.state.borrow().filter.clone();
-                let needed = inner.explicit.iter().any(|f| f == filter.as_str())
-                    || inner
-                        .streams
-                        .iter()
-                        .any(|s| s.borrow().filter.as_str() == filter.as_str());
-                if !needed && inner.state != State::Ended {
+                if !inner.wanted(filter.as_str()) && inner.state != State::Ended {
                     inner.session.unsubscribe(now(), vec![filter]);
                 }
             }
