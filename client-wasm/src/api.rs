@@ -552,20 +552,14 @@ impl Inner {
     }
 
     fn close_text(&self) -> String {
-        match &self.last_close {
-            Some((code, why)) if !why.is_empty() => cat(&[
-                "the WebSocket closed with code ",
-                &decimal(u64::from(*code)),
-                " (",
-                why,
-                ")",
-            ]),
-            Some((code, _)) => cat(&[
-                "the WebSocket closed with code ",
-                &decimal(u64::from(*code)),
-            ]),
-            None => "the WebSocket closed".to_owned(),
+        let Some((code, why)) = &self.last_close else {
+            return "the WebSocket closed".to_owned();
+        };
+        let code = decimal(u64::from(*code));
+        if why.is_empty() {
+            return cat(&["the WebSocket closed with code ", &code]);
         }
+        cat(&["the WebSocket closed with code ", &code, " (", why, ")"])
     }
 
     fn wait_to_reconnect(&mut self, fx: &mut Effects) {
