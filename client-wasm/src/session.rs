@@ -28,8 +28,8 @@ use bytes::{Bytes, BytesMut};
 use midge_codec::properties::{ConnectProperties, SubscribeProperties};
 use midge_codec::{
     ByteStr, ConnAck, Connect, DecodeError, Decoder, Disconnect, Encode, EncodeError, Packet,
-    PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode,
-    Subscribe, Subscription, TopicFilter, TopicName, UnsubAck, Unsubscribe, Will,
+    PacketId, PacketType, ProtocolVersion, PubAck, PubRec, Publish, QoS, ReasonCode, Subscribe,
+    Subscription, TopicFilter, TopicName, UnsubAck, Unsubscribe, Will, encode_ack,
 };
 
 use crate::fifo::Fifo;
@@ -436,14 +436,14 @@ impl Session {
             Packet::PubAck(ack) => self.on_puback(now, &ack),
             Packet::PubRec(rec) => self.on_pubrec(now, &rec),
             Packet::PubRel(rel) => {
-                let mut comp = PubComp::new(rel.packet_id);
+                let mut reason = ReasonCode::Success;
                 let awaited = self.awaiting_pubrel.len();
                 let id = rel.packet_id.get();
                 self.awaiting_pubrel.retain(|&a| a != id);
                 if self.awaiting_pubrel.len() == awaited && self.v5() {
-                    comp.reason_code = ReasonCode::PacketIdentifierNotFound;
+                    reason = ReasonCode::PacketIdentifierNotFound;
                 }
-                self.send(now, &comp);
+                self.send_ack(now, PacketType::PubComp, rel.packet_id, reason);
             }
             Packet::PubComp(comp) => {
                 let found = self.in_flight(comp.packet_id);
@@ -528,7 +528,9 @@ impl Session {
                     self.send(now, &outgoing.publish);
                     outgoing.publish.dup = false;
                 }
-                Flight::Released(_) => self.send(now, &PubRel::new(id)),
+                Flight::Released(_) => {
+                    self.send_ack(now, PacketType::PubRel, id, ReasonCode::Success)
+                }
             }
         }
         self.inflight = inflight;
@@ -629,7 +631,7 @@ impl Session {
         }
         match (publish.qos, publish.packet_id) {
             (QoS::AtLeastOnce, Some(id)) => {
-                self.send(now, &PubAck::new(id));
+                self.send_ack(now, PacketType::PubAck, id, ReasonCode::Success);
                 self.events.push_back(Event::Message(publish));
             }
             (QoS::ExactlyOnce, Some(id)) => {
@@ -638,7 +640,7 @@ impl Session {
                     self.awaiting_pubrel.push(id.get());
                     self.events.push_back(Event::Message(publish));
                 }
-                self.send(now, &PubRec::new(id));
+                self.send_ack(now, PacketType::PubRec, id, ReasonCode::Success);
             }
             _ => self.events.push_back(Event::Message(publish)),
         }
@@ -671,16 +673,16 @@ impl Session {
                 if let Some((_, flight)) = self.inflight.get_mut(i) {
                     *flight = Flight::Released(token);
                 }
-                self.send(now, &PubRel::new(id));
+                self.send_ack(now, PacketType::PubRel, id, ReasonCode::Success);
             }
             // A duplicate PUBREC: the PUBREL may have been lost; send it again.
-            (None, Some(_)) => self.send(now, &PubRel::new(id)),
+            (None, Some(_)) => self.send_ack(now, PacketType::PubRel, id, ReasonCode::Success),
             (None, None) => {
-                let mut rel = PubRel::new(id);
+                let mut reason = ReasonCode::Success;
                 if self.v5() {
-                    rel.reason_code = ReasonCode::PacketIdentifierNotFound;
+                    reason = ReasonCode::PacketIdentifierNotFound;
                 }
-                self.send(now, &rel);
+                self.send_ack(now, PacketType::PubRel, id, reason);
             }
         }
     }
@@ -795,6 +797,15 @@ impl Session {
             .encode(self.options.version, &mut self.transmit)
             .is_ok()
         {
+            self.last_sent = now;
+        }
+    }
+
+    /// A PUBACK, PUBREC, PUBREL or PUBCOMP without properties: one encoder for the four
+    /// (see [`midge_codec::encode_ack`]) instead of a copy of [`Session::send`] per type.
+    fn send_ack(&mut self, now: u64, packet_type: PacketType, id: PacketId, reason: ReasonCode) {
+        let version = self.options.version;
+        if encode_ack(packet_type, id, reason, version, &mut self.transmit).is_ok() {
             self.last_sent = now;
         }
     }

@@ -47,6 +47,8 @@ mod wire;
 
 pub use decoder::{Decoder, MAX_PACKET_SIZE};
 pub use error::{DecodeError, EncodeError, ErrorKind};
+#[cfg(feature = "small")]
+pub use packet::encode_ack;
 pub use packet::{
     Auth, ConnAck, Connect, Disconnect, Encode, Packet, PacketId, PacketType, ProtocolVersion,
     PubAck, PubComp, PubRec, PubRel, Publish, QoS, RetainHandling, SubAck, Subscribe, Subscription,

@@ -43,12 +43,7 @@ pub(super) fn decode_any(
     version: ProtocolVersion,
 ) -> Result<super::Packet, ErrorKind> {
     use super::Packet;
-    let allowed = match packet_type {
-        PacketType::PubAck => allowed::PUBACK,
-        PacketType::PubRec => allowed::PUBREC,
-        PacketType::PubRel => allowed::PUBREL,
-        _ => allowed::PUBCOMP,
-    };
+    let allowed = allowed_in(packet_type);
     let (packet_id, reason_code, properties) = decode(r, version, packet_type, allowed)?;
     if r.has_remaining() {
         return Err(ErrorKind::TrailingBytes(packet_type));
@@ -75,6 +70,40 @@ pub(super) fn decode_any(
             properties,
         }),
     })
+}
+
+/// With the feature `small`: the reason codes allowed in one of the four.
+#[cfg(feature = "small")]
+fn allowed_in(packet_type: PacketType) -> &'static [ReasonCode] {
+    match packet_type {
+        PacketType::PubAck => allowed::PUBACK,
+        PacketType::PubRec => allowed::PUBREC,
+        PacketType::PubRel => allowed::PUBREL,
+        _ => allowed::PUBCOMP,
+    }
+}
+
+/// With the feature `small` (the browser client): any of the four without properties,
+/// encoded by one function rather than one copy of the packet encoder per type. The same
+/// checks and bytes as [`PubAck::encode`] and the others for such an acknowledgement.
+/// `packet_type` is one of the four.
+#[cfg(feature = "small")]
+pub fn encode_ack(
+    packet_type: PacketType,
+    packet_id: PacketId,
+    reason_code: ReasonCode,
+    version: ProtocolVersion,
+    dst: &mut BytesMut,
+) -> Result<(), crate::EncodeError> {
+    if version.is_v5() {
+        check_reason_code(reason_code, packet_type, allowed_in(packet_type))
+            .map_err(|kind| crate::EncodeError::new(kind, version))?;
+    }
+    let properties = AckProperties::default();
+    dst.put_u8(((packet_type as u8) << 4) | packet_type.fixed_flags().unwrap_or(0));
+    dst.put_u8(remaining_length(version, reason_code, &properties) as u8);
+    write(version, dst, packet_id, reason_code, &properties);
+    Ok(())
 }
 
 #[cfg_attr(not(feature = "small"), inline(always))]
@@ -214,6 +243,43 @@ mod tests {
         let mut rel = PubRel::new(id(9));
         rel.reason_code = ReasonCode::PacketIdentifierNotFound;
         assert_round_trip(&Packet::from(rel), &[0x62, 3, 0, 9, 0x92], v5);
+    }
+
+    /// `encode_ack` writes what each type's own encoder writes for an acknowledgement
+    /// without properties, and refuses the reason codes that one refuses.
+    #[cfg(feature = "small")]
+    #[test]
+    fn encode_ack_matches_each_type() {
+        use crate::Encode;
+        let codes = [
+            ReasonCode::Success,
+            ReasonCode::NoMatchingSubscribers,
+            ReasonCode::PacketIdentifierNotFound,
+            ReasonCode::UnspecifiedError,
+        ];
+        for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+            for code in codes {
+                let (mut ack, mut rec) = (PubAck::new(id(3)), PubRec::new(id(3)));
+                let (mut rel, mut comp) = (PubRel::new(id(3)), PubComp::new(id(3)));
+                ack.reason_code = code;
+                rec.reason_code = code;
+                rel.reason_code = code;
+                comp.reason_code = code;
+                let each: [(PacketType, &dyn Encode); 4] = [
+                    (PacketType::PubAck, &ack),
+                    (PacketType::PubRec, &rec),
+                    (PacketType::PubRel, &rel),
+                    (PacketType::PubComp, &comp),
+                ];
+                for (packet_type, packet) in each {
+                    let (mut one, mut other) = (BytesMut::new(), BytesMut::new());
+                    let a = encode_ack(packet_type, id(3), code, version, &mut one);
+                    let b = packet.encode(version, &mut other);
+                    assert_eq!(a, b, "{packet_type} {code:?} {version:?}");
+                    assert_eq!(one, other, "{packet_type} {code:?} {version:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -24,6 +24,8 @@ mod suback;
 mod subscribe;
 mod unsubscribe;
 
+#[cfg(feature = "small")]
+pub use ack::encode_ack;
 pub use ack::{PubAck, PubComp, PubRec, PubRel};
 pub use auth::Auth;
 pub use connack::ConnAck;
