@@ -278,13 +278,22 @@ pub(crate) trait Slot {
 
 impl<T: Value> Slot for Option<T> {
     const EMPTY: Self = None;
-    #[cfg_attr(feature = "small", inline(never))]
+    #[cfg(not(feature = "small"))]
     fn fill(&mut self, id: PropertyId, r: &mut Reader) -> Result<(), ErrorKind> {
         if self.is_some() {
             return Err(ErrorKind::DuplicateProperty(id));
         }
         *self = Some(T::read(r, id)?);
         Ok(())
+    }
+    /// The same, the value read and stored in one step whose result is then passed on.
+    #[cfg(feature = "small")]
+    #[inline(never)]
+    fn fill(&mut self, id: PropertyId, r: &mut Reader) -> Result<(), ErrorKind> {
+        if self.is_some() {
+            return Err(ErrorKind::DuplicateProperty(id));
+        }
+        T::read(r, id).map(|v| *self = Some(v))
     }
     #[cfg_attr(feature = "small", inline(never))]
     fn len(&self) -> usize {
@@ -301,10 +310,16 @@ impl<T: Value> Slot for Option<T> {
 
 impl<T: Value> Slot for Vec<T> {
     const EMPTY: Self = Vec::new();
-    #[cfg_attr(feature = "small", inline(never))]
+    #[cfg(not(feature = "small"))]
     fn fill(&mut self, id: PropertyId, r: &mut Reader) -> Result<(), ErrorKind> {
         self.push(T::read(r, id)?);
         Ok(())
+    }
+    /// The same, as the `Option`'s.
+    #[cfg(feature = "small")]
+    #[inline(never)]
+    fn fill(&mut self, id: PropertyId, r: &mut Reader) -> Result<(), ErrorKind> {
+        T::read(r, id).map(|v| self.push(v))
     }
     #[cfg_attr(feature = "small", inline(never))]
     fn len(&self) -> usize {
