@@ -385,6 +385,69 @@ pub(crate) trait PropertySet: Default {
     }
 }
 
+/// With the feature `small` (the browser client): checks the Property Length and the
+/// properties it covers as a set whose fields are `allowed` would read them (`packet` names
+/// it in errors: the same errors, in the same order), keeping no value. For the sets the
+/// client ignores, which it leaves empty: [`ACK_IGNORED`], [`DISCONNECT_IGNORED`] and
+/// [`AUTH_IGNORED`]. Each `allowed` property not read below as a Four Byte Integer, Binary
+/// Data or a pair is a UTF-8 Encoded String.
+#[cfg(feature = "small")]
+pub(crate) fn check_ignored(
+    r: &mut Reader,
+    packet: &'static str,
+    allowed: &[PropertyId],
+) -> Result<(), ErrorKind> {
+    let len = r.varint()? as usize;
+    r.limited(len, |r| {
+        // One bit per identifier seen (all are below 64).
+        let mut seen = 0u64;
+        while r.has_remaining() {
+            let raw = r.varint()?;
+            let id = PropertyId::from_u32(raw).ok_or(ErrorKind::UnknownProperty(raw))?;
+            if !allowed.contains(&id) {
+                return Err(ErrorKind::PropertyNotAllowed {
+                    packet,
+                    property: id,
+                });
+            }
+            let bit = 1u64 << (id as u8);
+            if id != PropertyId::UserProperty && seen & bit != 0 {
+                return Err(ErrorKind::DuplicateProperty(id));
+            }
+            seen |= bit;
+            match id {
+                PropertyId::SessionExpiryInterval => r.u32().map(drop),
+                PropertyId::AuthenticationData => r.binary().map(drop),
+                PropertyId::UserProperty => UserProperty::read(r, id).map(drop),
+                _ => r.string().map(drop),
+            }?;
+        }
+        Ok(())
+    })
+}
+
+/// With `small`: the fields of [`AckProperties`], for [`check_ignored`].
+#[cfg(feature = "small")]
+pub(crate) const ACK_IGNORED: &[PropertyId] = &[PropertyId::ReasonString, PropertyId::UserProperty];
+
+/// With `small`: the fields of [`DisconnectProperties`], for [`check_ignored`].
+#[cfg(feature = "small")]
+pub(crate) const DISCONNECT_IGNORED: &[PropertyId] = &[
+    PropertyId::SessionExpiryInterval,
+    PropertyId::ReasonString,
+    PropertyId::UserProperty,
+    PropertyId::ServerReference,
+];
+
+/// With `small`: the fields of [`AuthProperties`], for [`check_ignored`].
+#[cfg(feature = "small")]
+pub(crate) const AUTH_IGNORED: &[PropertyId] = &[
+    PropertyId::AuthenticationMethod,
+    PropertyId::AuthenticationData,
+    PropertyId::ReasonString,
+    PropertyId::UserProperty,
+];
+
 macro_rules! property_set {
     (
         $(#[$doc:meta])*
@@ -616,5 +679,57 @@ property_set! {
         reason_string: Option<ByteStr> = ReasonString,
         /// User properties.
         user_properties: Vec<UserProperty> = UserProperty,
+    }
+}
+
+/// With `small`: [`check_ignored`] accepts and refuses what the sets' own readers do.
+#[cfg(all(test, feature = "small"))]
+mod ignored_tests {
+    use super::*;
+
+    fn check(bytes: &[u8], packet: &'static str, allowed: &[PropertyId]) -> Result<(), ErrorKind> {
+        check_ignored(
+            &mut Reader::new(Bytes::copy_from_slice(bytes)),
+            packet,
+            allowed,
+        )
+    }
+
+    fn read<P: PropertySet>(bytes: &[u8]) -> Result<(), ErrorKind> {
+        P::decode(&mut Reader::new(Bytes::copy_from_slice(bytes))).map(drop)
+    }
+
+    #[test]
+    fn the_same_results_as_the_sets_readers() {
+        let samples: &[&[u8]] = &[
+            &[0],
+            &[5, 0x1f, 0, 2, b'n', b'o'],
+            &[10, 0x1f, 0, 2, b'n', b'o', 0x1f, 0, 2, b'n', b'o'],
+            &[10, 0x26, 0, 1, b'a', 0, 0, 0x26, 0, 0, 0, 0],
+            &[2, 0x7f, 0],
+            &[3, 0x23, 0, 1],
+            &[4, 0x1f, 0, 9, b'n'],
+            &[4, 0x1f, 0, 1, 0xff],
+            &[6, 0x1f, 0, 1, b'n'],
+            &[5, 0x11, 0, 0, 0, 1],
+            &[10, 0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2],
+            &[4, 0x1c, 0, 1, b's'],
+            &[3, 0x16, 0, 0, 0x15, 0, 1, b'm'],
+            &[6, 0x16, 0, 1, 0xff, 0x15, 0, 0],
+            &[7, 0x16, 0, 0, 0x16, 0, 1, 0],
+            &[1, 0x80],
+        ];
+        for &bytes in samples {
+            let ack = check(bytes, "acknowledgement", ACK_IGNORED);
+            assert_eq!(ack, read::<AckProperties>(bytes), "{bytes:x?}");
+            let disconnect = check(bytes, "DISCONNECT", DISCONNECT_IGNORED);
+            assert_eq!(
+                disconnect,
+                read::<DisconnectProperties>(bytes),
+                "{bytes:x?}"
+            );
+            let auth = check(bytes, "AUTH", AUTH_IGNORED);
+            assert_eq!(auth, read::<AuthProperties>(bytes), "{bytes:x?}");
+        }
     }
 }

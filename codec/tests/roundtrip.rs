@@ -588,6 +588,29 @@ fn drain(decoder: &mut Decoder, buf: &mut BytesMut, out: &mut Vec<Packet>) {
     }
 }
 
+/// What `packets` decode to: themselves, but with the feature `small` (the browser client),
+/// which checks the properties the client ignores and keeps none of them, with those of
+/// the acknowledgements, DISCONNECT and AUTH left empty.
+fn as_decoded(packets: &[Packet]) -> Vec<Packet> {
+    let mut packets = packets.to_vec();
+    if cfg!(feature = "small") {
+        for packet in &mut packets {
+            match packet {
+                Packet::PubAck(p) => p.properties = Default::default(),
+                Packet::PubRec(p) => p.properties = Default::default(),
+                Packet::PubRel(p) => p.properties = Default::default(),
+                Packet::PubComp(p) => p.properties = Default::default(),
+                Packet::SubAck(p) => p.properties = Default::default(),
+                Packet::UnsubAck(p) => p.properties = Default::default(),
+                Packet::Disconnect(p) => p.properties = Default::default(),
+                Packet::Auth(p) => p.properties = Default::default(),
+                _ => {}
+            }
+        }
+    }
+    packets
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
@@ -598,7 +621,7 @@ proptest! {
         let mut decoded = Vec::new();
         drain(&mut decoder, &mut buf, &mut decoded);
         prop_assert!(buf.is_empty());
-        prop_assert_eq!(decoded, packets);
+        prop_assert_eq!(decoded, as_decoded(&packets));
     }
 
     #[test]
@@ -612,7 +635,7 @@ proptest! {
             buf.extend_from_slice(&bytes[cut..]);
             drain(&mut decoder, &mut buf, &mut decoded);
             prop_assert!(buf.is_empty());
-            prop_assert_eq!(&decoded, &packets, "split at {}", cut);
+            prop_assert_eq!(&decoded, &as_decoded(&packets), "split at {}", cut);
         }
     }
 
@@ -626,7 +649,7 @@ proptest! {
             buf.extend_from_slice(&[byte]);
             drain(&mut decoder, &mut buf, &mut decoded);
         }
-        prop_assert_eq!(decoded, packets);
+        prop_assert_eq!(decoded, as_decoded(&packets));
     }
 
     #[test]

@@ -25,6 +25,15 @@ fn decode(
         return Ok((packet_id, ReasonCode::Success, AckProperties::default()));
     }
     let reason_code = read_reason_code(r, packet, allowed)?;
+    // With `small`, checked and left empty: the client ignores them.
+    #[cfg(feature = "small")]
+    let properties = {
+        if r.has_remaining() {
+            crate::properties::check_ignored(r, "acknowledgement", crate::properties::ACK_IGNORED)?;
+        }
+        AckProperties::EMPTY
+    };
+    #[cfg(not(feature = "small"))]
     let properties = if r.has_remaining() {
         AckProperties::decode(r)?
     } else {
@@ -232,9 +241,11 @@ mod tests {
         ack.reason_code = ReasonCode::NoMatchingSubscribers;
         assert_round_trip(&Packet::from(ack.clone()), &[0x40, 3, 0, 1, 0x10], v5);
         // With properties.
+        let emptied = Packet::from(ack.clone());
         ack.properties.reason_string = Some(ByteStr::from_static("no"));
         let bytes = [0x40, 9, 0, 1, 0x10, 5, 0x1f, 0, 2, b'n', b'o'];
-        assert_round_trip(&Packet::from(ack), &bytes, v5);
+        assert_eq!(&encode(&Packet::from(ack.clone()), v5)[..], bytes);
+        round_trip_ignored(&Packet::from(ack), &emptied, v5);
         // Remaining length 4 with a property length of 0 is also legal.
         let Packet::PubRec(rec) = decode_one(&[0x50, 4, 0, 1, 0x80, 0], v5) else {
             panic!()

@@ -26,15 +26,14 @@ impl Body for Auth {
             return Ok(Auth::default());
         }
         let reason_code = read_reason_code(r, Self::TYPE, allowed::AUTH)?;
-        // With `small`, read in place as a CONNACK's (see there).
+        // With `small`, checked and left empty: the client ignores them.
         #[cfg(feature = "small")]
         {
-            let mut auth = Auth {
+            crate::properties::check_ignored(r, "AUTH", crate::properties::AUTH_IGNORED)?;
+            Ok(Auth {
                 reason_code,
                 properties: AuthProperties::EMPTY,
-            };
-            auth.properties.decode_into(r)?;
-            Ok(auth)
+            })
         }
         #[cfg(not(feature = "small"))]
         Ok(Auth {
@@ -82,12 +81,14 @@ mod tests {
             reason_code: ReasonCode::ContinueAuthentication,
             ..Default::default()
         };
+        let emptied = Packet::from(auth.clone());
         auth.properties.authentication_method = Some(ByteStr::from_static("SCRAM"));
         auth.properties.authentication_data = Some(Bytes::from_static(b"\x00\x01"));
         let bytes = [
             0xf0, 0x0f, 0x18, 0x0d, 0x15, 0, 5, b'S', b'C', b'R', b'A', b'M', 0x16, 0, 2, 0, 1,
         ];
-        assert_round_trip(&Packet::from(auth), &bytes, v5);
+        assert_eq!(&encode(&Packet::from(auth.clone()), v5)[..], bytes);
+        round_trip_ignored(&Packet::from(auth), &emptied, v5);
     }
 
     #[test]

@@ -36,17 +36,20 @@ impl Body for Disconnect {
             return Ok(Disconnect::default());
         }
         let reason_code = read_reason_code(r, Self::TYPE, allowed::DISCONNECT)?;
-        // With `small`, read in place as a CONNACK's (see there).
+        // With `small`, checked and left empty: the client ignores them.
         #[cfg(feature = "small")]
         {
-            let mut disconnect = Disconnect {
+            if r.has_remaining() {
+                crate::properties::check_ignored(
+                    r,
+                    "DISCONNECT",
+                    crate::properties::DISCONNECT_IGNORED,
+                )?;
+            }
+            Ok(Disconnect {
                 reason_code,
                 properties: DisconnectProperties::EMPTY,
-            };
-            if r.has_remaining() {
-                disconnect.properties.decode_into(r)?;
-            }
-            Ok(disconnect)
+            })
         }
         #[cfg(not(feature = "small"))]
         {
@@ -118,9 +121,10 @@ mod tests {
             [0xe0, 0]
         );
         let mut d = Disconnect::new(ReasonCode::ReceiveMaximumExceeded);
+        let emptied = Packet::from(d.clone());
         d.properties.reason_string = Some(ByteStr::from_static("slow down"));
         d.properties.session_expiry_interval = Some(0);
-        round_trip(&Packet::from(d), v5);
+        round_trip_ignored(&Packet::from(d), &emptied, v5);
     }
 
     #[test]
