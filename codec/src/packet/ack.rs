@@ -27,12 +27,9 @@ fn decode(
     let reason_code = read_reason_code(r, packet, allowed)?;
     // With `small`, checked and left empty: the client ignores them.
     #[cfg(feature = "small")]
-    let properties = {
-        if r.has_remaining() {
-            crate::properties::check_ignored(r, "acknowledgement", crate::properties::ACK_IGNORED)?;
-        }
-        AckProperties::EMPTY
-    };
+    AckProperties::check_ignored(r, r.has_remaining())?;
+    #[cfg(feature = "small")]
+    let properties = AckProperties::EMPTY;
     #[cfg(not(feature = "small"))]
     let properties = if r.has_remaining() {
         AckProperties::decode(r)?

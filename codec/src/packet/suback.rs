@@ -53,12 +53,9 @@ fn decode(
     let packet_id = read_packet_id(r)?;
     // With `small`, checked and left empty: the client ignores them.
     #[cfg(feature = "small")]
-    let properties = {
-        if version.is_v5() {
-            crate::properties::check_ignored(r, "acknowledgement", crate::properties::ACK_IGNORED)?;
-        }
-        AckProperties::EMPTY
-    };
+    AckProperties::check_ignored(r, version.is_v5())?;
+    #[cfg(feature = "small")]
+    let properties = AckProperties::EMPTY;
     #[cfg(not(feature = "small"))]
     let properties = if version.is_v5() {
         AckProperties::decode(r)?
