@@ -19,7 +19,7 @@ import { build, transform } from "esbuild";
 const TARGET = 40 * 1024;
 // What the build may not grow past (the size last measured, 43.8 KB, with a little room): a
 // check against growth until the target is met, then the target replaces it.
-const CEILING = 42.1 * 1024;
+const CEILING = 41.9 * 1024;
 
 const pkg = process.argv[2];
 if (!pkg) {
