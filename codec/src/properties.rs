@@ -415,12 +415,17 @@ pub(crate) fn check_ignored(
                 return Err(ErrorKind::DuplicateProperty(id));
             }
             seen |= bit;
-            match id {
-                PropertyId::SessionExpiryInterval => r.u32().map(drop),
-                PropertyId::AuthenticationData => r.binary().map(drop),
-                PropertyId::UserProperty => UserProperty::read(r, id).map(drop),
-                _ => r.string().map(drop),
+            // The value: a Four Byte Integer, Binary Data, or UTF-8 Encoded Strings (a
+            // User Property is a pair of them), each read and dropped.
+            let strings = match id {
+                PropertyId::SessionExpiryInterval => r.u32().map(|_| 0),
+                PropertyId::AuthenticationData => r.binary().map(|_| 0),
+                PropertyId::UserProperty => Ok(2),
+                _ => Ok(1),
             }?;
+            for _ in 0..strings {
+                r.string()?;
+            }
         }
         Ok(())
     })
