@@ -443,6 +443,22 @@ fn encode_packet<B: Body>(
     if B::TYPE == PacketType::Auth && !version.is_v5() {
         return Err(err(ErrorKind::PacketNotInVersion(PacketType::Auth)));
     }
+    let remaining = put_fixed_header(b, version, dst)?;
+    let start = dst.len();
+    b.write(version, dst);
+    debug_assert_eq!(dst.len() - start, remaining, "{} length", B::TYPE);
+    Ok(())
+}
+
+/// Checks a packet for encoding and appends its fixed header to `dst`, or writes nothing
+/// and fails; the Remaining Length it wrote.
+#[inline(always)]
+fn put_fixed_header<B: Body>(
+    b: &B,
+    version: ProtocolVersion,
+    dst: &mut BytesMut,
+) -> Result<usize, EncodeError> {
+    let err = |kind| EncodeError::new(kind, version);
     b.validate(version).map_err(err)?;
     let remaining = b.remaining_length(version);
     let size = 1 + wire::varint_len(remaining) + remaining;
@@ -456,10 +472,7 @@ fn encode_packet<B: Body>(
     // cost a measurable share of encoding a small PUBLISH into a reused buffer.
     dst.put_u8(first_byte(b));
     wire::put_varint(dst, remaining);
-    let start = dst.len();
-    b.write(version, dst);
-    debug_assert_eq!(dst.len() - start, remaining, "{} length", B::TYPE);
-    Ok(())
+    Ok(remaining)
 }
 
 /// Each packet struct encodes on its own too, so a broker can send a shared `Publish`

@@ -4,6 +4,8 @@ use alloc::boxed::Box;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Body, PacketId, PacketType, ProtocolVersion, QoS, read_packet_id};
+#[cfg(not(feature = "small"))]
+use crate::error::EncodeError;
 use crate::error::ErrorKind;
 use crate::properties::{PropertySet, PublishProperties};
 use crate::topic::TopicName;
@@ -173,6 +175,29 @@ impl Body for Publish {
 
     #[cfg_attr(not(feature = "small"), inline(always))]
     fn write(&self, version: ProtocolVersion, dst: &mut BytesMut) {
+        self.write_head(version, dst);
+        dst.put_slice(&self.payload);
+    }
+}
+
+impl Publish {
+    /// Appends this packet to `dst` but for its payload, which the fixed header counts: the
+    /// caller sends [`Publish::payload`] right after it. For a server writing a large
+    /// payload from the buffer it arrived in (a vectored write) instead of copying it.
+    #[cfg(not(feature = "small"))]
+    pub fn encode_head(
+        &self,
+        version: ProtocolVersion,
+        dst: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        super::put_fixed_header(self, version, dst)?;
+        self.write_head(version, dst);
+        Ok(())
+    }
+
+    /// The variable header: everything after the fixed header but the payload.
+    #[cfg_attr(not(feature = "small"), inline(always))]
+    fn write_head(&self, version: ProtocolVersion, dst: &mut BytesMut) {
         wire::put_binary(dst, self.topic.as_str().as_bytes());
         if let Some(id) = self.packet_id {
             dst.put_u16(id.get());
@@ -183,7 +208,6 @@ impl Body for Publish {
                 None => dst.put_u8(0),
             }
         }
-        dst.put_slice(&self.payload);
     }
 }
 
@@ -215,6 +239,33 @@ mod tests {
             0x3b, 0x09, 0x00, 0x03, b'a', b'/', b'b', 0x00, 0x0a, b'h', b'i',
         ];
         assert_round_trip(&Packet::from(p), &bytes, v3);
+    }
+
+    /// The head and then the payload are the same bytes as the whole packet.
+    #[cfg(not(feature = "small"))]
+    #[test]
+    fn head_then_payload_is_the_whole_packet() {
+        let mut large = publish(QoS::AtLeastOnce, 7);
+        large.payload = Bytes::from(vec![0x5a; 300]); // a two-byte Remaining Length
+        large.properties_mut().message_expiry_interval = Some(9);
+        for p in [publish(QoS::AtMostOnce, 0), large] {
+            for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+                let mut whole = BytesMut::new();
+                p.encode(version, &mut whole).unwrap();
+                let mut head = BytesMut::new();
+                p.encode_head(version, &mut head).unwrap();
+                head.extend_from_slice(&p.payload);
+                assert_eq!(head, whole, "{version:?}");
+            }
+        }
+        // What the whole encoding refuses, the head refuses, writing nothing.
+        let mut head = BytesMut::new();
+        assert!(
+            publish(QoS::AtLeastOnce, 0)
+                .encode_head(ProtocolVersion::V5, &mut head)
+                .is_err()
+        );
+        assert!(head.is_empty());
     }
 
     #[test]
