@@ -24,6 +24,7 @@ use crate::auth::ClientInfo;
 use crate::broker::Shared;
 use crate::limits::Bucket;
 use crate::metrics;
+use crate::outbox::Outbox;
 use crate::router::Subscription;
 use crate::session::{Inflight, Outgoing, Session, SessionState};
 use crate::store::{self, Op, Progress, Ticket};
@@ -134,7 +135,7 @@ async fn linger(reader: &mut Reader, buf: &mut BytesMut, mut shutdown: watch::Re
     let drain = async {
         loop {
             buf.clear();
-            if !matches!(reader.read(buf).await, Ok(n) if n > 0) {
+            if !matches!(reader.read(buf).await, Ok(Some(_))) {
                 return;
             }
         }
@@ -164,8 +165,8 @@ async fn read_connect(
             Err(e) => return Err(e.to_string()),
         }
         match reader.read(buf).await {
-            Ok(0) => return Err("closed before CONNECT".into()),
-            Ok(_) => {}
+            Ok(None) => return Err("closed before CONNECT".into()),
+            Ok(Some(_)) => {}
             Err(e) => return Err(e.to_string()),
         }
     }
@@ -176,7 +177,7 @@ struct Connection {
     username: Option<Box<str>>,
     session: Arc<Session>,
     writer: Writer,
-    out: BytesMut,
+    out: Outbox,
     peer: SocketAddr,
     version: ProtocolVersion,
     keep_alive: Option<Duration>,
@@ -215,14 +216,14 @@ impl Connection {
     ) -> Option<Connection> {
         let version = connect.protocol_version;
         let v5 = version.is_v5();
-        let mut out = BytesMut::new();
-        let refuse = |code: ReasonCode, out: &mut BytesMut| {
+        let mut out = Outbox::default();
+        let refuse = |code: ReasonCode, out: &mut Outbox| {
             let ack = ConnAck {
                 reason_code: code,
                 ..ConnAck::default()
             };
             // A CONNACK always encodes; the reason code is one CONNACK may carry.
-            let _ = ack.encode(version, out);
+            let _ = out.packet(&Packet::from(ack), version);
         };
         let mut assigned = None;
         let client_id: Arc<str> = if connect.client_id.is_empty() {
@@ -230,7 +231,7 @@ impl Connection {
             // session [MQTT-3.1.3-7]; the server then makes one up [MQTT-3.1.3-6].
             if version == ProtocolVersion::V3_1 || (!v5 && !connect.clean_start) {
                 refuse(ReasonCode::ClientIdentifierNotValid, &mut out);
-                let _ = writer.write(out.freeze()).await;
+                let _ = writer.write(&out.take()).await;
                 writer.close().await;
                 return None;
             }
@@ -251,7 +252,7 @@ impl Connection {
                 tracing::info!(client = %client_id, %peer, user = ?user.as_deref(), "connection refused: {code}");
                 metrics::add(&shared.metrics.auth_failures, 1);
                 refuse(code, &mut out);
-                let _ = writer.write(out.freeze()).await;
+                let _ = writer.write(&out.take()).await;
                 writer.close().await;
                 return None;
             }
@@ -332,7 +333,7 @@ impl Connection {
             reason_code: ReasonCode::Success,
             properties,
         };
-        let _ = ack.encode(version, &mut out);
+        let _ = out.packet(&Packet::from(ack), version);
         let max_publish_rate = shared.config.max_publish_rate;
         let mut connection = Connection {
             username: connect.username.as_deref().map(Into::into),
@@ -438,10 +439,9 @@ impl Connection {
                 && let Some(read) = reader.read(buf).now_or_never()
             {
                 match read {
-                    Ok(0) | Err(_) => return End::Lost,
-                    Ok(n) => {
-                        metrics::add(&self.shared.metrics.bytes_received, n as u64);
-                        deadline = grace.map(|g| Instant::now() + g);
+                    Ok(None) | Err(_) => return End::Lost,
+                    Ok(Some(n)) => {
+                        self.received(n, grace, &mut deadline);
                         gathered += 1;
                         continue;
                     }
@@ -454,11 +454,8 @@ impl Connection {
             let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
                 read = reader.read(buf) => match read {
-                    Ok(0) | Err(_) => return End::Lost,
-                    Ok(n) => {
-                        metrics::add(&self.shared.metrics.bytes_received, n as u64);
-                        deadline = grace.map(|g| Instant::now() + g);
-                    }
+                    Ok(None) | Err(_) => return End::Lost,
+                    Ok(Some(n)) => self.received(n, grace, &mut deadline),
                 },
                 () = self.waker.notified() => {
                     if self.session.lock().generation != self.generation {
@@ -475,6 +472,14 @@ impl Connection {
 
     /// Waits until the client's PUBLISH rate allows one more, not reading meanwhile (TCP
     /// flow control then slows the client down); what is queued for it still goes out first.
+    /// Counts `n` bytes read; any (not a WebSocket ping alone) restart the keep alive.
+    fn received(&self, n: usize, grace: Option<Duration>, deadline: &mut Option<Instant>) {
+        if n > 0 {
+            metrics::add(&self.shared.metrics.bytes_received, n as u64);
+            *deadline = grace.map(|g| Instant::now() + g);
+        }
+    }
+
     async fn throttle(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<End> {
         let wait = self.publish_rate.as_mut()?.take(std::time::Instant::now());
         if wait.is_zero() {
@@ -1023,7 +1028,7 @@ impl Connection {
             return;
         }
         metrics::add(self.shared.metrics.sent(publish.qos), 1);
-        if let Err(e) = publish.encode(self.version, &mut self.out) {
+        if let Err(e) = self.out.publish(&publish, self.version) {
             tracing::warn!(client = %self.session.client_id, "cannot send: {e}");
         }
     }
@@ -1055,7 +1060,7 @@ impl Connection {
     }
 
     fn send(&mut self, packet: &Packet) {
-        if let Err(e) = packet.encode(self.version, &mut self.out) {
+        if let Err(e) = self.out.packet(packet, self.version) {
             tracing::warn!(client = %self.session.client_id, "cannot send {}: {e}", packet.packet_type());
         }
     }
@@ -1074,7 +1079,7 @@ impl Connection {
 
     /// Sends what `out` holds, once every store write it depends on is durable.
     async fn flush(&mut self) -> std::io::Result<()> {
-        if self.out.is_empty() {
+        if self.out.is_empty() && !self.writer.has_control() {
             return Ok(());
         }
         let ticket = std::mem::take(&mut self.pending);
@@ -1085,9 +1090,9 @@ impl Connection {
             self.out.clear();
             return Err(std::io::Error::other(e.0));
         }
-        let bytes = self.out.split().freeze();
-        metrics::add(&self.shared.metrics.bytes_sent, bytes.len() as u64);
-        self.writer.write(bytes).await
+        let outgoing = self.out.take();
+        metrics::add(&self.shared.metrics.bytes_sent, outgoing.len() as u64);
+        self.writer.write(&outgoing).await
     }
 
     /// Closes the connection the way `end` requires: DISCONNECT to 5.0 clients where the

@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::broker::Shared;
-use crate::transport::Stream;
+use crate::transport::{Reader, Stream, Writer};
+use crate::websocket;
 
 /// The most a request head may take.
 const MAX_HEAD: usize = 16 * 1024;
@@ -22,8 +21,8 @@ const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
 
 /// What the HTTP side made of a connection.
 pub(crate) enum Outcome {
-    /// A WebSocket for MQTT.
-    WebSocket(Box<WebSocketStream<Stream>>),
+    /// A WebSocket for MQTT: its two halves.
+    WebSocket(Box<(Reader, Writer)>),
     /// Answered (a file, metrics or an error) and done.
     Done,
 }
@@ -174,20 +173,14 @@ async fn upgrade(mut stream: Stream, request: Request, rest: BytesMut) -> std::i
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
-    let ws = WebSocketStream::from_partially_read(
-        stream.for_websocket(),
-        rest.to_vec(),
-        Role::Server,
-        Some(ws_config()),
-    )
-    .await;
-    Ok(Outcome::WebSocket(Box::new(ws)))
+    let halves = websocket::start(stream, rest, ws_config()).await;
+    Ok(Outcome::WebSocket(Box::new(halves)))
 }
 
 /// tungstenite's default read buffer is 128 KiB per connection, zero-filled before every
 /// read: most of an idle WebSocket client's memory, and half the broker's CPU at 10k msg/s
 /// over WebSocket (docs/benchmarks.md). It is kept for the connection's lifetime; the
-/// socket is read in larger chunks below it ([`crate::transport::ReadAhead`]), so it only
+/// socket is read in larger chunks below it (`websocket::ReadAhead`), so it only
 /// needs to be big enough for a frame header and a small packet.
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(512)

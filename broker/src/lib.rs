@@ -20,6 +20,7 @@ mod connection;
 mod http;
 mod limits;
 mod metrics;
+mod outbox;
 pub mod passwd;
 mod router;
 mod session;
@@ -28,6 +29,7 @@ mod sys;
 mod tls;
 pub mod topic_policy;
 mod transport;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -347,7 +349,7 @@ async fn serve(
     let (reader, writer) = match kind {
         Kind::Mqtt => transport::stream(stream),
         Kind::Http => match Box::pin(http::handle(&shared, stream)).await {
-            Ok(http::Outcome::WebSocket(ws)) => transport::ws(*ws),
+            Ok(http::Outcome::WebSocket(halves)) => *halves,
             Ok(http::Outcome::Done) => return,
             Err(e) => {
                 tracing::debug!(%peer, "HTTP: {e}");

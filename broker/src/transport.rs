@@ -3,52 +3,24 @@
 //! packet may span several).
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_rustls::server::TlsStream;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 
-/// An accepted connection: plain TCP, or TLS over TCP once the TLS handshake is done; under
-/// a WebSocket, plain TCP is read through a [`ReadAhead`].
+use crate::outbox::Outgoing;
+use crate::websocket;
+
+/// An accepted connection: plain TCP, or TLS over TCP once the TLS handshake is done.
 pub(crate) enum Stream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
-    ReadAhead(ReadAhead),
 }
-
-impl Stream {
-    /// The stream a WebSocket runs over: see [`ReadAhead`].
-    pub(crate) fn for_websocket(self) -> Stream {
-        match self {
-            Stream::Tcp(tcp) => Stream::ReadAhead(ReadAhead {
-                tcp,
-                buf: BytesMut::new(),
-            }),
-            other => other,
-        }
-    }
-}
-
-/// A TCP stream read in chunks of up to [`READ_AHEAD`] into a buffer that exists only while
-/// it holds data. tungstenite keeps a read buffer of its own for the connection's lifetime
-/// and reads at most its size from the socket at once: 4 KiB of an idle WebSocket client's
-/// 8. With this below it, tungstenite's buffer stays small and its small reads are copies
-/// from here, not system calls.
-pub(crate) struct ReadAhead {
-    tcp: TcpStream,
-    buf: BytesMut,
-}
-
-const READ_AHEAD: usize = 16 * 1024;
 
 /// What an MQTT-over-TCP connection reads at once: 4 KiB, or 32 KiB while the last read
 /// filled all it asked for (a burst: one read then carries many messages, and its wake-up
@@ -58,30 +30,11 @@ const READ_AHEAD: usize = 16 * 1024;
 const READ_CHUNK: usize = 4 * 1024;
 const BURST_CHUNK: usize = 32 * 1024;
 
-impl ReadAhead {
-    fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.buf.is_empty() {
-            let read = std::task::ready!(read_when_ready(
-                &mut self.tcp,
-                &mut self.buf,
-                READ_AHEAD,
-                cx
-            ))?;
-            if read == 0 {
-                return Poll::Ready(Ok(()));
-            }
-        }
-        let n = out.remaining().min(self.buf.len());
-        out.put_slice(&self.buf.split_to(n));
-        Poll::Ready(Ok(()))
-    }
-}
-
 /// Reads up to `chunk` bytes more of what `tcp` has into `buf`, taking memory for them only
 /// once there is something to read (so an idle connection holds no buffer). Through tokio's
 /// own `poll_read`, which takes a short read to mean the socket is drained: no read that
 /// finds nothing follows every read.
-fn read_when_ready<T>(
+pub(crate) fn read_when_ready<T>(
     tcp: &mut T,
     buf: &mut BytesMut,
     chunk: usize,
@@ -114,7 +67,6 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::ReadAhead(s) => s.poll_read(cx, buf),
         }
     }
 }
@@ -128,7 +80,6 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::ReadAhead(s) => Pin::new(&mut s.tcp).poll_write(cx, buf),
         }
     }
 
@@ -136,7 +87,6 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::ReadAhead(s) => Pin::new(&mut s.tcp).poll_flush(cx),
         }
     }
 
@@ -144,26 +94,24 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::ReadAhead(s) => Pin::new(&mut s.tcp).poll_shutdown(cx),
         }
     }
 }
-
-type Ws = WebSocketStream<Stream>;
 
 /// The receiving half of a connection.
 pub(crate) enum Reader {
     /// With whether the last read filled what it asked for (see [`BURST_CHUNK`]).
     Tcp(OwnedReadHalf, bool),
     Tls(ReadHalf<Stream>),
-    Ws(SplitStream<Ws>),
+    /// Boxed: tungstenite's state would make every connection's task larger.
+    Ws(Box<websocket::Reader>),
 }
 
 /// The sending half of a connection.
 pub(crate) enum Writer {
     Tcp(OwnedWriteHalf),
     Tls(WriteHalf<Stream>),
-    Ws(SplitSink<Ws, Message>),
+    Ws(websocket::Writer),
 }
 
 /// Splits a stream into its halves (a plain TCP one without a lock between them).
@@ -180,67 +128,51 @@ pub(crate) fn stream(stream: Stream) -> (Reader, Writer) {
     }
 }
 
-/// Splits a WebSocket into its halves.
-pub(crate) fn ws(stream: Ws) -> (Reader, Writer) {
-    let (w, r) = stream.split();
-    (Reader::Ws(r), Writer::Ws(w))
-}
-
 impl Reader {
-    /// Appends what arrives to `buf`; `Ok(0)` when the peer closed. Cancel-safe.
-    pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        match self {
+    /// Appends what arrives to `buf`: `Some(n)` for `n` bytes appended, 0 when only a
+    /// WebSocket control frame came, whose answer is waiting for the writer
+    /// ([`Writer::has_control`]); `None` when the peer closed. Cancel-safe.
+    pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+        let n = match self {
             // Waits for data before taking memory for it, and reads without blocking: an idle
             // client holds no read buffer (the connection lets an empty one go).
             Reader::Tcp(r, burst) => {
                 let chunk = if *burst { BURST_CHUNK } else { READ_CHUNK };
                 let n = std::future::poll_fn(|cx| read_when_ready(r, buf, chunk, cx)).await?;
                 *burst = n >= chunk;
-                Ok(n)
+                n
             }
             Reader::Tls(r) => {
                 buf.reserve(4096);
-                r.read_buf(buf).await
+                r.read_buf(buf).await?
             }
-            Reader::Ws(r) => loop {
-                match r.next().await {
-                    Some(Ok(Message::Binary(data))) => {
-                        if data.is_empty() {
-                            continue;
-                        }
-                        buf.extend_from_slice(&data);
-                        return Ok(data.len());
-                    }
-                    // MQTT over WebSocket is binary only [MQTT-6.0.0-1].
-                    Some(Ok(Message::Text(_))) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "text WebSocket message: MQTT uses binary messages",
-                        ));
-                    }
-                    Some(Ok(Message::Close(_))) | None => return Ok(0),
-                    Some(Ok(_)) => {} // ping, pong: answered by the WebSocket layer
-                    Some(Err(e)) => return Err(io::Error::other(e)),
-                }
-            },
-        }
+            Reader::Ws(r) => return r.read(buf).await,
+        };
+        Ok((n > 0).then_some(n))
     }
 }
 
 impl Writer {
-    /// Sends `bytes` (one or more whole packets) and flushes.
-    pub(crate) async fn write(&mut self, bytes: Bytes) -> io::Result<()> {
+    /// Sends `outgoing` (one or more whole packets) and flushes: one vectored write of
+    /// its pieces where the transport takes one.
+    pub(crate) async fn write(&mut self, outgoing: &Outgoing) -> io::Result<()> {
         match self {
-            Writer::Tcp(w) => w.write_all(&bytes).await,
+            Writer::Tcp(w) if outgoing.chunks.is_empty() => w.write_all(&outgoing.last).await,
+            Writer::Tcp(w) => write_pieces(w, outgoing.pieces().map(IoSlice::new).collect()).await,
             Writer::Tls(w) => {
-                w.write_all(&bytes).await?;
+                for piece in outgoing.pieces() {
+                    w.write_all(piece).await?;
+                }
                 w.flush().await
             }
-            Writer::Ws(w) => w
-                .send(Message::Binary(bytes))
-                .await
-                .map_err(io::Error::other),
+            Writer::Ws(w) => w.write(outgoing).await,
         }
+    }
+
+    /// Whether something waits to be sent though the connection has nothing to send: a
+    /// WebSocket control frame (a pong, the reply to a Close).
+    pub(crate) fn has_control(&self) -> bool {
+        matches!(self, Writer::Ws(w) if w.has_control())
     }
 
     /// Closes the sending side.
@@ -249,7 +181,105 @@ impl Writer {
         let _ = match self {
             Writer::Tcp(w) => w.shutdown().await,
             Writer::Tls(w) => w.shutdown().await,
-            Writer::Ws(w) => w.close().await.map_err(io::Error::other),
+            Writer::Ws(w) => {
+                w.close().await;
+                Ok(())
+            }
         };
+    }
+}
+
+/// How many pieces one vectored write takes at most (Linux takes up to 1,024).
+const MAX_PIECES: usize = 64;
+
+/// Writes `pieces` in order, as few system calls as the socket allows: one `writev` each
+/// for up to [`MAX_PIECES`] of them.
+pub(crate) async fn write_pieces<W>(w: &mut W, mut pieces: Vec<IoSlice<'_>>) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    pieces.retain(|p| !p.is_empty());
+    if let [one] = pieces[..] {
+        return w.write_all(&one).await;
+    }
+    let mut rest = &mut pieces[..];
+    while !rest.is_empty() {
+        let batch = rest.get(..MAX_PIECES).unwrap_or(rest);
+        let written = w.write_vectored(batch).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, written);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `step` bytes a call, in pieces or not.
+    struct Trickle {
+        written: Vec<u8>,
+        step: usize,
+        calls: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.calls += 1;
+            let mut room = self.step;
+            for buf in bufs {
+                let n = buf.len().min(room);
+                self.written.extend_from_slice(&buf[..n]);
+                room -= n;
+            }
+            Poll::Ready(Ok(self.step - room))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn pieces_are_written_whole_and_in_order_whatever_each_call_takes() {
+        let pieces: Vec<Vec<u8>> = (0..200u8).map(|i| vec![i; usize::from(i % 7)]).collect();
+        let expected = pieces.concat();
+        for step in [1, 3, 5, 64, 10_000] {
+            let mut w = Trickle {
+                written: Vec::new(),
+                step,
+                calls: 0,
+            };
+            write_pieces(&mut w, pieces.iter().map(|p| IoSlice::new(p)).collect())
+                .await
+                .unwrap();
+            assert_eq!(w.written, expected, "step {step}");
+            if step == 10_000 {
+                // 171 pieces that are not empty: three vectored writes.
+                assert_eq!(w.calls, 3);
+            }
+        }
     }
 }
