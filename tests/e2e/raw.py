@@ -118,7 +118,12 @@ class WsPeer(Peer):
         """Sends one final frame with `opcode` (0x2 binary, 0x9 ping, ...), masked."""
         mask = os.urandom(4)
         n = len(data)
-        length = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n)
+        if n < 126:
+            length = bytes([0x80 | n])
+        elif n < 65536:
+            length = bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            length = bytes([0x80 | 127]) + struct.pack(">Q", n)
         self.sock.sendall(bytes([0x80 | opcode]) + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
 
     def _fill(self, n: int) -> bool:
@@ -155,6 +160,10 @@ class WsPeer(Peer):
             if not need(4):
                 return None
             n, offset = struct.unpack(">H", self.raw[2:4])[0], 4
+        elif n == 127:
+            if not need(10):
+                return None
+            n, offset = struct.unpack(">Q", self.raw[2:10])[0], 10
         if not need(offset + n):
             return None
         payload, self.raw = self.raw[offset:offset + n], self.raw[offset + n:]

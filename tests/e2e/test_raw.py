@@ -247,6 +247,75 @@ def test_websocket_ping_is_answered_between_mqtt_packets(broker):
     peer.expect(0xD0)
 
 
+def test_websocket_ping_alone_is_answered_at_once(broker):
+    # No MQTT traffic to carry it: the pong goes out on its own, and a ping is not the
+    # client's MQTT keep alive (only packets are), so nothing else comes.
+    peer = WsPeer(broker.http_port)
+    peer.send(connect("lonely-ping"))
+    peer.expect(0x20)
+    for n in range(3):
+        peer.send_frame(0x9, f"ping {n}".encode())
+        assert peer.next_frame() == (0xA, f"ping {n}".encode())
+    peer.send(packet(0xC0, b""))  # PINGREQ: MQTT goes on
+    peer.expect(0xD0)
+
+
+def test_websocket_close_gets_its_close_reply(broker):
+    # The client starts the closing handshake: the broker answers with a Close frame and
+    # then closes the connection (RFC 6455 §5.5.1); the will goes out, as for any close
+    # without DISCONNECT.
+    watcher = Client(broker, "will-watcher")
+    watcher.subscribe("ws/will", qos=1)
+    # 5.0 CONNECT: flags Will and Clean Start, keep alive 60, no properties; then the client
+    # id, no will properties, the will's topic and payload.
+    head = string("MQTT") + b"\x05\x06\x00\x3c\x00"
+    will = b"\x00" + string("ws/will") + string("gone")
+    peer = WsPeer(broker.http_port)
+    peer.send(packet(0x10, head + string("closer") + will))
+    peer.expect(0x20)
+    peer.send_frame(0x8, struct.pack(">H", 1000))
+    assert peer.next_frame() == (0x8, struct.pack(">H", 1000))
+    assert peer.next_frame() is None
+    assert watcher.get().payload == b"gone"
+
+
+def test_websocket_broker_closes_with_a_close_frame(broker):
+    # A 5.0 DISCONNECT from the broker (here for a malformed packet), then its Close frame,
+    # then the end of the connection.
+    peer = WsPeer(broker.http_port)
+    peer.send(connect("ws-violator"))
+    peer.expect(0x20)
+    peer.send(packet(0x36, string("t") + b"\x00\x01\x00"))  # QoS 3
+    opcode, payload = peer.next_frame()
+    assert opcode == 0x2 and payload[0] == DISCONNECT and payload[2] == 0x81
+    assert peer.next_frame() == (0x8, b"")
+    peer.send_frame(0x8, b"")  # the client's reply to it
+    assert peer.next_frame() is None
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+def test_large_payloads_arrive_whole_and_in_order(broker, transport):
+    # Payloads of 1 KiB and more leave the broker from the buffer they arrived in, in
+    # vectored writes with the small messages between them: every byte in its place,
+    # over both transports, also in a WebSocket frame of more than 64 KiB.
+    sizes = [1023, 1024, 4096, 10, 100_000, 3, 65_536 + 7, 2048, 0, 300_000]
+    payloads = [bytes([n % 251]) * size for n, size in enumerate(sizes)]
+    peer = Peer(broker.tcp_port) if transport == "tcp" else WsPeer(broker.http_port)
+    peer.send(connect(f"big-{transport}") + subscribe(1, "big/#", qos=0))
+    peer.expect(0x20)
+    peer.expect(0x90)
+    publisher = Peer(broker.tcp_port)
+    publisher.send(connect(f"big-pub-{transport}"))
+    publisher.expect(0x20)
+    publisher.send(b"".join(publish(f"big/{n}", p) for n, p in enumerate(payloads)))
+    for n, expected in enumerate(payloads):
+        first, body = peer.read()
+        assert first == 0x30
+        topic, _, payload = parse_publish_v5(first, body)
+        assert (topic, len(payload)) == (f"big/{n}", len(expected))
+        assert payload == expected, f"payload {n} differs"
+
+
 def test_outbound_topic_aliases_within_the_clients_maximum(broker):
     peer = Peer(broker.tcp_port)
     peer.send(connect("aliased", properties=b"\x22\x00\x02"))  # Topic Alias Maximum 2
