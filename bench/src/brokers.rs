@@ -57,7 +57,21 @@ pub(crate) struct Broker {
 
 impl Broker {
     /// Starts `kind` on two free ports (MQTT/TCP and WebSocket) and waits until both accept.
+    /// A port found free can be taken before the broker binds it (by the generator's own
+    /// outgoing connections, say): then it starts again on two other ports, up to three times.
     pub(crate) fn start(kind: Kind, launch: &Launch) -> io::Result<Broker> {
+        let mut tries = 1;
+        loop {
+            match Broker::start_on_free_ports(kind, launch) {
+                Err(e) if tries < 3 && e.to_string().contains("Address already in use") => {
+                    tries += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    fn start_on_free_ports(kind: Kind, launch: &Launch) -> io::Result<Broker> {
         let (tcp, http) = (free_port()?, free_port()?);
         let log = launch.dir.join(format!("{}.log", kind.name()));
         let mut command = match launch.cpu {
