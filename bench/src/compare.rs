@@ -38,6 +38,11 @@ pub(crate) struct CompareArgs {
     /// Seconds of publishing in each fixed-rate (latency) row.
     #[arg(long, default_value_t = 2.0)]
     rate_seconds: f64,
+    /// Rounds of each fixed-rate row, the two brokers in turns. Their tails move with the
+    /// machine from one run to the next (a p99 two or three times another run's), so the
+    /// table shows, for each broker, the round with the median p99; the JSON has all.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+    rate_rounds: u32,
     /// Idle connections in the memory rows.
     #[arg(long, default_value_t = 10_000)]
     idle: usize,
@@ -244,6 +249,41 @@ struct Result {
     broker: Kind,
     #[serde(flatten)]
     measured: Measured,
+    /// Every round of a row run more than once, in the order run (`measured` is one of them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rounds: Vec<Round>,
+}
+
+/// One round of a fixed-rate row, in brief.
+#[derive(Serialize, Clone, Copy)]
+struct Round {
+    msgs_per_sec: f64,
+    p50_us: u64,
+    p99_us: u64,
+    cpu_us_per_delivered: Option<f64>,
+}
+
+impl Round {
+    fn of(m: &Measured) -> Option<Round> {
+        match m {
+            Measured::Load { outcome, usage } => Some(Round {
+                msgs_per_sec: outcome.msgs_per_sec,
+                p50_us: outcome.latency_us.p50,
+                p99_us: outcome.latency_us.p99,
+                cpu_us_per_delivered: usage.as_ref().map(|u| u.cpu_us_per_delivered),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The round with the median p99 among those that ran (for an even count, the lower
+/// middle); a failure only when every round failed.
+fn median_round(mut rounds: Vec<Measured>) -> Measured {
+    rounds.sort_by_key(|m| Round::of(m).map_or(u64::MAX, |r| r.p99_us));
+    let ran = rounds.iter().filter(|m| Round::of(m).is_some()).count();
+    let middle = ran.saturating_sub(1) / 2;
+    rounds.swap_remove(middle)
 }
 
 pub(crate) fn main(args: CompareArgs) -> io::Result<()> {
@@ -290,25 +330,40 @@ fn compare(args: &CompareArgs, launch: &Launch) -> io::Result<()> {
     let began = Instant::now();
     let mut results = Vec::new();
     for row in &rows {
-        for kind in [Kind::Mosquitto, Kind::Midge] {
-            let measured = match measure(&runtime, row, kind, launch, &timing) {
-                Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
-                Err(e) => Measured::Failed {
-                    error: e.to_string(),
-                },
+        let fixed_rate = matches!(row, Row::Load(load) if load.fixed_rate);
+        let rounds = if fixed_rate { args.rate_rounds } else { 1 };
+        let kinds = [Kind::Mosquitto, Kind::Midge];
+        let mut measured: [Vec<Measured>; 2] = Default::default();
+        for _ in 0..rounds {
+            for (kind, measured) in kinds.into_iter().zip(&mut measured) {
+                let m = match measure(&runtime, row, kind, launch, &timing) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+                    Err(e) => Measured::Failed {
+                        error: e.to_string(),
+                    },
+                };
+                eprintln!(
+                    "[{:>5.1} s] {} / {}: {}",
+                    began.elapsed().as_secs_f64(),
+                    row.label(),
+                    kind.name(),
+                    summary(&m)
+                );
+                measured.push(m);
+            }
+        }
+        for (kind, measured) in kinds.into_iter().zip(measured) {
+            let all = if measured.len() > 1 {
+                measured.iter().filter_map(Round::of).collect()
+            } else {
+                Vec::new()
             };
-            eprintln!(
-                "[{:>5.1} s] {} / {}: {}",
-                began.elapsed().as_secs_f64(),
-                row.label(),
-                kind.name(),
-                summary(&measured)
-            );
             results.push(Result {
                 row: row.label(),
                 broker: kind,
-                measured,
+                measured: median_round(measured),
+                rounds: all,
             });
         }
     }
@@ -317,9 +372,10 @@ fn compare(args: &CompareArgs, launch: &Launch) -> io::Result<()> {
     }
     print!("{}", table(&results));
     println!(
-        "\n{} rows, {:.0} s in all; generator threads: {}; brokers pinned to core {}",
+        "\n{} rows, {:.0} s in all; fixed-rate rows: the median p99 of {} rounds; generator threads: {}; brokers pinned to core {}",
         rows.len(),
         began.elapsed().as_secs_f64(),
+        args.rate_rounds,
         args.threads,
         launch
             .cpu

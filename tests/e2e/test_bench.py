@@ -89,6 +89,12 @@ def test_compare_quick(tmp_path):
             assert m["usage"]["cpu_seconds"] >= 0 and m["usage"]["peak_rss_kib"] > 0
         else:
             assert m["connections"] == 200 and m["broker_rss_after_kib"] > 0
+        if m["row"].endswith("10k/s"):
+            # Three rounds, the brokers in turns; the one shown has the median p99.
+            p99s = sorted(r["p99_us"] for r in m["rounds"])
+            assert len(p99s) == 3 and m["outcome"]["latency_us"]["p99"] == p99s[1], m
+        else:
+            assert "rounds" not in m, m
         if m["row"].startswith("pairs") and " QoS 1 " in m["row"]:
             outcome = m["outcome"]
             assert outcome["lost"] == 0 and outcome["delivered"] == outcome["expected"] > 0, m
