@@ -15,16 +15,14 @@ use alloc::{borrow::ToOwned, boxed::Box, string::String, vec, vec::Vec};
 use core::cell::RefCell;
 
 use js_sys::{Array, Function, Object, Promise};
-use midge_codec::properties::SubscribeProperties;
-use midge_codec::{ProtocolVersion, Publish, ReasonCode, Subscription, TopicError, TopicFilter};
+use midge_codec::{ProtocolVersion, Publish, ReasonCode, TopicFilter};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error;
 use crate::objects;
 use crate::options::{
-    Backoff, Fields, SUBSCRIBE, connection, publish_options, subscribe_properties,
-    subscription_options, topic_name,
+    Backoff, connection, filter_list, not_a_filter, publish_options, subscriptions, topic_name,
 };
 use crate::session::{Closed, Event, Session, Token};
 use crate::socket::{Callback, Socket, SocketEvent};
@@ -856,17 +854,13 @@ impl MqttClient {
         filter: String,
         #[wasm_bindgen(unchecked_optional_param_type = "SubscribeOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let filter = TopicFilter::try_from(filter.as_str())
+        let topic_filter = TopicFilter::try_from(filter.as_str())
             .map_err(|e| error::error(&cat(&["messages: ", &not_a_filter(&filter, e)])))?;
         let wrong = |e: String| error::error(&cat(&["messages options: ", &e]));
-        let mut options = Fields::read(options, "", SUBSCRIBE).map_err(wrong)?;
-        let subscription = Subscription {
-            filter: filter.clone(),
-            options: subscription_options(options.as_ref(), None),
-        };
-        let properties = subscribe_properties(options.as_mut());
+        let (list, properties) =
+            subscriptions(&JsValue::from_str(&filter), options).map_err(wrong)?;
         let state = Rc::new(RefCell::new(StreamState {
-            filter,
+            filter: topic_filter,
             buffered: Vec::new(),
             waiting: Vec::new(),
             done: false,
@@ -876,12 +870,10 @@ impl MqttClient {
             if inner.state == State::Ended {
                 state.borrow_mut().done = true;
             } else {
-                let already = inner.wanted(subscription.filter.as_str());
+                let already = inner.wanted(&filter);
                 inner.streams.push(state.clone());
                 if !already {
-                    inner
-                        .session
-                        .subscribe_with(now(), vec![subscription], properties);
+                    inner.session.subscribe_with(now(), list, properties);
                 }
             }
         }
@@ -924,74 +916,14 @@ impl MqttClient {
 
 fn publish_packet(topic: &str, payload: &JsValue, options: JsValue) -> Result<Publish, String> {
     let topic_name = topic_name(topic)?;
-    let payload = crate::options::payload(payload)?;
-    let settings = publish_options(options)?;
-    let mut publish = Publish::new(topic_name, payload);
+    let settings = publish_options(payload, options)?;
+    let mut publish = Publish::new(topic_name, settings.payload);
     publish.qos = settings.qos;
     publish.retain = settings.retain;
-    publish.properties = settings
-        .properties
+    publish.properties = Some(settings.properties)
         .filter(|p| *p != Default::default())
         .map(Box::new);
     Ok(publish)
-}
-
-fn filter_list(filters: &JsValue) -> Result<Vec<TopicFilter>, String> {
-    // Loops rather than `collect` into a `Result`: the same checks in the same order, in less
-    // code.
-    let mut names = Vec::new();
-    if let Some(one) = filters.as_string() {
-        names.push(one);
-    } else if let Some(array) = filters.dyn_ref::<Array>() {
-        for f in array.iter() {
-            names.push(f.as_string().ok_or("every filter must be a string")?);
-        }
-    } else {
-        return Err("expected a topic filter or an array of them".to_owned());
-    }
-    if names.is_empty() {
-        return Err("at least one topic filter is needed".to_owned());
-    }
-    let mut list = Vec::with_capacity(names.len());
-    for n in &names {
-        list.push(TopicFilter::try_from(n.as_str()).map_err(|e| not_a_filter(n, e))?);
-    }
-    Ok(list)
-}
-
-/// `"a/#/b" is not a valid topic filter: '#' is not the whole last level`.
-fn not_a_filter(name: &str, e: TopicError) -> String {
-    cat(&["\"", name, "\" is not a valid topic filter: ", e.text()])
-}
-
-fn subscriptions(
-    filters: &JsValue,
-    options: JsValue,
-) -> Result<(Vec<Subscription>, SubscribeProperties), String> {
-    let mut common = Fields::read(options, "", SUBSCRIBE)?;
-    let mut list = Vec::new();
-    if filters.as_string().is_some() || Array::is_array(filters) {
-        for filter in filter_list(filters)? {
-            let options = subscription_options(common.as_ref(), None);
-            list.push(Subscription { filter, options });
-        }
-    } else if filters.is_object() {
-        for entry in Object::entries(filters.unchecked_ref()).iter() {
-            let entry: Array = entry.unchecked_into();
-            let name = entry.get_unchecked(0).as_string().unwrap_or_default();
-            let own = Fields::read(entry.get_unchecked(1), &name, SUBSCRIBE)?;
-            let filter =
-                TopicFilter::try_from(name.as_str()).map_err(|e| not_a_filter(&name, e))?;
-            let options = subscription_options(common.as_ref(), own.as_ref());
-            list.push(Subscription { filter, options });
-        }
-        if list.is_empty() {
-            return Err("at least one topic filter is needed".to_owned());
-        }
-    } else {
-        return Err("expected a topic filter, an array of them, or an object of them".to_owned());
-    }
-    Ok((list, subscribe_properties(common.as_mut())))
 }
 
 /// One `messages(filter)` iterator (wrapped in JS into an async iterable).
