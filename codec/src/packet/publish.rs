@@ -4,7 +4,6 @@ use alloc::boxed::Box;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Body, PacketId, PacketType, ProtocolVersion, QoS, read_packet_id};
-#[cfg(not(feature = "small"))]
 use crate::error::EncodeError;
 use crate::error::ErrorKind;
 use crate::properties::{PropertySet, PublishProperties};
@@ -184,7 +183,6 @@ impl Publish {
     /// Appends this packet to `dst` but for its payload, which the fixed header counts: the
     /// caller sends [`Publish::payload`] right after it. For a server writing a large
     /// payload from the buffer it arrived in (a vectored write) instead of copying it.
-    #[cfg(not(feature = "small"))]
     pub fn encode_head(
         &self,
         version: ProtocolVersion,
@@ -242,7 +240,6 @@ mod tests {
     }
 
     /// The head and then the payload are the same bytes as the whole packet.
-    #[cfg(not(feature = "small"))]
     #[test]
     fn head_then_payload_is_the_whole_packet() {
         let mut large = publish(QoS::AtLeastOnce, 7);
