@@ -472,6 +472,45 @@ async fn messages_iterates_over_a_filter() {
     end(&publisher).await;
 }
 
+// ----- topic aliases from the client -------------------------------------------------------
+
+#[wasm_bindgen_test]
+async fn publishes_through_topic_aliases_arrive_with_their_topics() {
+    let base = unique("midge-test/alias");
+    let sub = client(5, &unique("alias-sub"), &[]).await;
+    let inbox = Inbox::attach(&sub);
+    subscribe(&sub, &format!("{base}/#"), 2).await;
+    let publisher = client(
+        5,
+        &unique("alias-pub"),
+        &[("autoAssignTopicAlias", true.into())],
+    )
+    .await;
+    // The first of each topic sets its alias up; the rest go as the alias alone.
+    let sent = [("a", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 0), ("a", 1)];
+    for (i, (topic, qos)) in sent.iter().enumerate() {
+        let topic = format!("{base}/{topic}");
+        publish(&publisher, &topic, format!("m{i}").into(), *qos).await;
+    }
+    wait_until("all six messages", || inbox.payloads().len() >= sent.len()).await;
+    let mut received: Vec<(String, String)> = inbox
+        .0
+        .borrow()
+        .iter()
+        .map(|(t, p, _)| (t.clone(), String::from_utf8_lossy(p).into_owned()))
+        .collect();
+    let expected: Vec<(String, String)> = sent
+        .iter()
+        .enumerate()
+        .map(|(i, (topic, _))| (format!("{base}/{topic}"), format!("m{i}")))
+        .collect();
+    // In the order sent, but the test does not rely on the broker's order across QoS levels.
+    received.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(received, expected);
+    end(&sub).await;
+    end(&publisher).await;
+}
+
 // ----- errors are readable Errors ----------------------------------------------------------
 
 #[wasm_bindgen_test]

@@ -65,6 +65,7 @@ const CONNECT = {
   },
   connectTimeout: POSITIVE,
   queueLimit: U32,
+  autoAssignTopicAlias: FLAG,
 };
 const BACKOFF = { initialDelayMs: U32, maxDelayMs: U32, jitter: NUMBER };
 const PUBLISH = { qos: QOS, retain: FLAG, properties: MESSAGE };
@@ -169,7 +170,7 @@ function filterList(filters, slots, at, checks, stride) {
   return at;
 }
 
-// `connect(url, options)`. Slots 1 to 30 as CONNECT, `reconnect` an object's at 31 to 34.
+// `connect(url, options)`. Slots 1 to 31 as CONNECT, `reconnect` an object's at 32 to 35.
 export function readConnect(options, slots, checks) {
   return run(() => {
     walk(options, "", CONNECT, slots, 0, checks);
@@ -184,8 +185,8 @@ export function readConnect(options, slots, checks) {
     if (slots[7] != null && slots[8] == null) throw "will.topic is missing";
     const reconnect = slots[20];
     if (reconnect != null && typeof reconnect != "boolean") {
-      walk(reconnect, "reconnect", BACKOFF, slots, 31, checks);
-      const jitter = slots[34];
+      walk(reconnect, "reconnect", BACKOFF, slots, 32, checks);
+      const jitter = slots[35];
       if (jitter != null && !(jitter >= 0 && jitter <= 1)) throw "reconnect.jitter must be from 0 to 1";
     }
   });

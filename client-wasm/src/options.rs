@@ -256,11 +256,12 @@ pub(crate) fn connection(value: JsValue) -> Result<Connection, String> {
     if let Some(limit) = o.whole(30) {
         options.max_offline_queue = limit as usize;
     }
+    options.auto_assign_topic_alias = o.flag(31).unwrap_or(false);
     let default = Backoff::default();
     let reconnect = (o.flag(20) != Some(false)).then(|| Backoff {
-        initial_delay_ms: o.whole(32).unwrap_or(default.initial_delay_ms),
-        max_delay_ms: o.whole(33).unwrap_or(default.max_delay_ms),
-        jitter: o.slots.get(34).as_f64().unwrap_or(default.jitter),
+        initial_delay_ms: o.whole(33).unwrap_or(default.initial_delay_ms),
+        max_delay_ms: o.whole(34).unwrap_or(default.max_delay_ms),
+        jitter: o.slots.get(35).as_f64().unwrap_or(default.jitter),
     });
     Ok(Connection {
         session: options,

@@ -1,5 +1,5 @@
 //! The client side of MQTT, with no I/O and no clock: connection handshake, keep alive,
-//! QoS 0/1/2 in both directions, the inflight window, topic aliases from the server,
+//! QoS 0/1/2 in both directions, the inflight window, topic aliases both ways,
 //! redelivery after reconnecting, an offline queue and resubscription.
 //!
 //! # Driving a [`Session`]
@@ -64,6 +64,10 @@ pub struct Options {
     pub response_timeout_ms: u64,
     /// How many messages may wait while disconnected; more are refused.
     pub max_offline_queue: usize,
+    /// 5.0: send topics through topic aliases (§3.3.2.3.4), as many as the server's Topic
+    /// Alias Maximum allows, assigned to topics in the order first published on each
+    /// connection (MQTT.js's `autoAssignTopicAlias`).
+    pub auto_assign_topic_alias: bool,
 }
 
 impl Options {
@@ -80,6 +84,7 @@ impl Options {
             properties: ConnectProperties::default(),
             response_timeout_ms: 10_000,
             max_offline_queue: 1000,
+            auto_assign_topic_alias: false,
         }
     }
 }
@@ -214,6 +219,11 @@ pub struct Session {
     /// Topic aliases the server set up towards us.
     /// A plain `Vec` searched from end to end (no more than the few the server uses).
     aliases: Vec<(u16, TopicName)>,
+    /// Topic aliases we set up towards the server on this connection: alias `i + 1` stands
+    /// for `sent_aliases[i]`. A plain `Vec`, no longer than the server's Topic Alias Maximum.
+    sent_aliases: Vec<TopicName>,
+    /// How many topic aliases we may set up on this connection (0: we send none).
+    sent_alias_maximum: u16,
     connected_once: bool,
 }
 
@@ -241,6 +251,8 @@ impl Session {
             last_sent: 0,
             ping_sent: None,
             aliases: Vec::new(),
+            sent_aliases: Vec::new(),
+            sent_alias_maximum: 0,
             connected_once: false,
         }
     }
@@ -261,6 +273,8 @@ impl Session {
         self.inbox.clear();
         self.transmit.clear();
         self.aliases.clear();
+        // Topic aliases belong to one network connection (§3.3.2.3.4).
+        self.sent_aliases.clear();
         self.ping_sent = None;
         let connect = self.connect_packet();
         self.send(now, &connect);
@@ -492,6 +506,10 @@ impl Session {
         self.server_max_packet = p
             .maximum_packet_size
             .map_or(usize::MAX, |m| m.get() as usize);
+        self.sent_alias_maximum = 0;
+        if self.options.auto_assign_topic_alias {
+            self.sent_alias_maximum = p.topic_alias_maximum.unwrap_or(0);
+        }
         if let Some(keep_alive) = p.server_keep_alive {
             self.keep_alive_ms = u64::from(keep_alive) * 1000;
         }
@@ -525,7 +543,7 @@ impl Session {
                 Flight::Sent(outgoing) => {
                     // DUP on this copy only: it is sent anew when the session is lost.
                     outgoing.publish.dup = true;
-                    self.send(now, &outgoing.publish);
+                    self.send_publish(now, &mut outgoing.publish);
                     outgoing.publish.dup = false;
                 }
                 Flight::Released(_) => {
@@ -743,7 +761,7 @@ impl Session {
                 return;
             };
             if qos0 {
-                self.send(now, &outgoing.publish);
+                self.send_publish(now, &mut outgoing.publish);
                 let token = outgoing.token;
                 self.events.push_back(Event::Published {
                     token,
@@ -753,19 +771,53 @@ impl Session {
             }
             let id = self.packet_id();
             outgoing.publish.packet_id = Some(id);
-            self.send(now, &outgoing.publish);
+            self.send_publish(now, &mut outgoing.publish);
             self.inflight.push((id.get(), Flight::Sent(outgoing)));
         }
     }
 
+    /// Sends our `publish` through a topic alias when we assign them (§3.3.2.3.4): the
+    /// first time a topic goes on this connection with its alias, later with the alias and an
+    /// empty topic name; a DUP resend always with the topic, which sets the alias up again.
+    /// Once every alias is taken, other topics go in full. What is kept for a resend stays
+    /// without the alias, as the next connection has aliases of its own.
+    fn send_publish(&mut self, now: u64, publish: &mut Publish) {
+        let aliases = &mut self.sent_aliases;
+        let topic = publish.topic.clone();
+        let mut alias = aliases.iter().position(|t| *t == topic);
+        if alias.is_some() && !publish.dup {
+            publish.topic = TopicName::empty_for_alias();
+        } else if alias.is_none() && aliases.len() < usize::from(self.sent_alias_maximum) {
+            alias = Some(aliases.len());
+            aliases.push(topic.clone());
+        }
+        let alias = alias.and_then(|i| NonZeroU16::new(i as u16 + 1));
+        if alias.is_some() {
+            publish.properties_mut().topic_alias = alias;
+        }
+        self.send(now, publish);
+        if alias.is_some() {
+            publish.properties_mut().topic_alias = None;
+        }
+        publish.topic = topic;
+    }
+
     /// Whether `publish` (with no packet identifier yet) can be sent: it is measured and
-    /// encoded with a stand-in identifier, removed again before returning.
+    /// encoded with a stand-in identifier (and, when we assign topic aliases, a stand-in
+    /// alias: it may go with its topic and an alias), removed again before returning.
     fn check_sendable(&self, publish: &mut Publish) -> Result<(), Failure> {
         if publish.qos != QoS::AtMostOnce {
             publish.packet_id = PacketId::new(1);
         }
+        let alias = self.options.auto_assign_topic_alias && self.v5();
+        if alias {
+            publish.properties_mut().topic_alias = NonZeroU16::new(1);
+        }
         let checked = self.check_encoding(publish);
         publish.packet_id = None;
+        if alias {
+            publish.properties_mut().topic_alias = None;
+        }
         checked
     }
 

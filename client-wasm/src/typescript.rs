@@ -68,6 +68,11 @@ export interface ConnectOptions {
   connectTimeout?: number;
   /** Messages that may wait while offline (default 1000). */
   queueLimit?: number;
+  /**
+   * MQTT 5: publish through topic aliases, up to the broker's Topic Alias Maximum, assigned
+   * per connection to topics in the order first published (default false).
+   */
+  autoAssignTopicAlias?: boolean;
 }
 
 export interface PublishOptions {

@@ -18,6 +18,9 @@ mqtt.initSync({ module: readFileSync(join(pkg, "midge_mqtt_bg.wasm")) });
 
 const hex = (bytes) => Buffer.from(bytes).toString("hex");
 let socket;
+// What the stand-in answers CONNECT with: a 5.0 CONNACK with no properties, unless a test
+// sets another.
+let connack = [0x20, 3, 0, 0, 0];
 globalThis.WebSocket = class {
   constructor() {
     this.sent = [];
@@ -29,7 +32,7 @@ globalThis.WebSocket = class {
     this.sent.push(hex(bytes));
     const reply = (answer) => setTimeout(() => this.onmessage?.({ data: new Uint8Array(answer).buffer }), 0);
     const type = bytes[0] >> 4;
-    if (type === 1) reply([0x20, 3, 0, 0, 0]); // CONNACK
+    if (type === 1) reply(connack);
     if (type === 8) reply([0x90, 4, bytes[2], bytes[3], 0, 1]); // SUBACK, QoS 1
     if (type === 10) reply([0xb0, 4, bytes[2], bytes[3], 0, 0]); // UNSUBACK
   }
@@ -41,7 +44,7 @@ const failure = (promise) => promise.then(() => "resolved", (e) => e.message);
 test("wrong connect options are errors naming the option, the first one met winning", async () => {
   const cases = [
     [5, "options must be an object"],
-    [{ foo: 1 }, "unknown option foo; the options here are clientId, protocolVersion, clean, keepalive, username, password, will, reconnect, properties, connectTimeout, queueLimit"],
+    [{ foo: 1 }, "unknown option foo; the options here are clientId, protocolVersion, clean, keepalive, username, password, will, reconnect, properties, connectTimeout, queueLimit, autoAssignTopicAlias"],
     [{ clientId: 5 }, "clientId must be a string"],
     [{ protocolVersion: 3 }, "protocolVersion must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0)"],
     [{ protocolVersion: 4.5 }, "protocolVersion must be a whole number from 0 to 255"],
@@ -64,6 +67,9 @@ test("wrong connect options are errors naming the option, the first one met winn
     [{ reconnect: 5 }, "reconnect.options must be an object"],
     [{ reconnect: { foo: 1 } }, "unknown option reconnect.foo; the options here are initialDelayMs, maxDelayMs, jitter"],
     [{ reconnect: { jitter: 2 } }, "reconnect.jitter must be from 0 to 1"],
+    [{ autoAssignTopicAlias: "yes" }, "autoAssignTopicAlias must be true or false"],
+    [{ reconnect: { jitter: 2 }, autoAssignTopicAlias: 1 }, "autoAssignTopicAlias must be true or false"],
+    [{ autoAssignTopicAlias: true, reconnect: { maxDelayMs: -1 } }, "reconnect.maxDelayMs must be a whole number from 0 to 4294967295"],
     [{ properties: { receiveMaximum: 0 } }, "properties.receiveMaximum must be a whole number from 1 to 65535"],
   ];
   for (const [options, message] of cases) {
@@ -114,5 +120,21 @@ test("wrong publish, subscribe, unsubscribe and messages arguments", async () =>
   await client.subscribe({ a: { qos: 1 }, b: null, c: { nl: true, rap: true, rh: 2 } }, { qos: 2 });
   await client.publish("t", "p", { properties: { payloadFormatIndicator: true, correlationData: new Uint8Array([1]), userProperties: { a: ["1", "2"] } } });
   assert.deepEqual(socket.sent, ["820f00010000016101000162020001632e", "301900017414010109000101260001610001312600016100013270"]);
+  await client.end(true);
+});
+
+test("autoAssignTopicAlias publishes through topic aliases, up to the server's maximum", async () => {
+  connack = [0x20, 6, 0, 0, 3, 0x22, 0, 2]; // Topic Alias Maximum 2
+  const client = await mqtt.connect("ws://test/", { clientId: "c", autoAssignTopicAlias: true });
+  socket.sent = [];
+  for (const topic of ["t", "t", "u", "v", "u"]) await client.publish(topic, "p");
+  connack = [0x20, 3, 0, 0, 0];
+  assert.deepEqual(socket.sent, [
+    "30080001740323000170", // "t" and alias 1
+    "300700000323000170", // alias 1 alone
+    "30080001750323000270", // "u" and alias 2
+    "30050001760070", // "v" in full: no alias left
+    "300700000323000270", // alias 2 alone
+  ]);
   await client.end(true);
 });

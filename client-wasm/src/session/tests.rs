@@ -478,3 +478,166 @@ fn a_message_too_large_for_the_server_fails_at_once() {
     );
     assert!(s.received(&mut c).is_empty());
 }
+
+/// A session that assigns topic aliases, connected to a server whose Topic Alias Maximum is
+/// `maximum` (`None`: not given).
+fn aliasing(version: ProtocolVersion, maximum: Option<u16>) -> (Session, Server) {
+    let mut options = Options::new("dash-1");
+    options.version = version;
+    options.auto_assign_topic_alias = true;
+    let (mut c, mut s) = (Session::new(options), Server::new(version));
+    connect_with_aliases(&mut c, &mut s, 0, false, maximum);
+    (c, s)
+}
+
+fn connect_with_aliases(
+    c: &mut Session,
+    s: &mut Server,
+    now: u64,
+    session_present: bool,
+    maximum: Option<u16>,
+) {
+    c.start(now);
+    s.received(c);
+    let mut ack = ConnAck {
+        session_present,
+        ..ConnAck::default()
+    };
+    ack.properties.topic_alias_maximum = maximum;
+    s.send(c, now, ack);
+    events(c);
+}
+
+/// Each PUBLISH's topic name, Topic Alias and DUP flag.
+fn topics_sent(packets: &[Packet]) -> Vec<(String, Option<u16>, bool)> {
+    packets
+        .iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) => Some((
+                p.topic.to_string(),
+                p.properties().topic_alias.map(NonZeroU16::get),
+                p.dup,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn publish_to(c: &mut Session, topics: &[&str], qos: QoS) {
+    for (i, t) in topics.iter().enumerate() {
+        c.publish(i as u64, message(topic(t), "m", qos, false));
+    }
+}
+
+#[test]
+fn topic_aliases_are_assigned_reused_and_no_more_than_the_servers_maximum() {
+    let (mut c, mut s) = aliasing(ProtocolVersion::V5, Some(2));
+    publish_to(&mut c, &["a", "b", "a", "c", "b", "c"], QoS::AtMostOnce);
+    let sent = |t: &str, alias| (t.to_string(), alias, false);
+    assert_eq!(
+        topics_sent(&s.received(&mut c)),
+        [
+            sent("a", Some(1)),
+            sent("b", Some(2)),
+            sent("", Some(1)),
+            sent("c", None),
+            sent("", Some(2)),
+            sent("c", None),
+        ]
+    );
+}
+
+#[test]
+fn no_topic_aliases_without_the_servers_leave_or_before_5_0_or_unasked() {
+    let full = [
+        ("a".to_string(), None, false),
+        ("a".to_string(), None, false),
+    ];
+    for (version, maximum) in [
+        (ProtocolVersion::V5, None),
+        (ProtocolVersion::V5, Some(0)),
+        (ProtocolVersion::V3_1_1, None),
+    ] {
+        let (mut c, mut s) = aliasing(version, maximum);
+        publish_to(&mut c, &["a", "a"], QoS::AtLeastOnce);
+        assert_eq!(topics_sent(&s.received(&mut c)), full, "{version:?}");
+    }
+    let (mut c, mut s) = client();
+    connect_with_aliases(&mut c, &mut s, 0, false, Some(10));
+    publish_to(&mut c, &["a", "a"], QoS::AtMostOnce);
+    assert_eq!(topics_sent(&s.received(&mut c)), full);
+}
+
+#[test]
+fn topic_aliases_are_forgotten_on_reconnecting_and_a_dup_resend_carries_its_topic() {
+    let (mut c, mut s) = aliasing(ProtocolVersion::V5, Some(5));
+    publish_to(&mut c, &["a", "a", "b"], QoS::AtLeastOnce);
+    let sent = |t: &str, alias, dup| (t.to_string(), alias, dup);
+    assert_eq!(
+        topics_sent(&s.received(&mut c)),
+        [
+            sent("a", Some(1), false),
+            sent("", Some(1), false),
+            sent("b", Some(2), false)
+        ]
+    );
+    // The server kept the session: the three go again with DUP, each with its topic (the
+    // aliases of the old connection are gone; these set up new ones).
+    c.transport_closed();
+    connect_with_aliases(&mut c, &mut s, 10, true, Some(5));
+    c.publish(11, message(topic("a"), "m", QoS::AtMostOnce, false));
+    assert_eq!(
+        topics_sent(&s.received(&mut c)),
+        [
+            sent("a", Some(1), true),
+            sent("a", Some(1), true),
+            sent("b", Some(2), true),
+            sent("", Some(1), false)
+        ]
+    );
+    // A new connection whose server takes no aliases: the topics go in full.
+    c.transport_closed();
+    connect_with_aliases(&mut c, &mut s, 20, true, None);
+    assert_eq!(
+        topics_sent(&s.received(&mut c)),
+        [
+            sent("a", None, true),
+            sent("a", None, true),
+            sent("b", None, true)
+        ]
+    );
+    // And lost sessions: sent anew, the aliases set up from the start.
+    c.transport_closed();
+    connect_with_aliases(&mut c, &mut s, 30, false, Some(1));
+    assert_eq!(
+        topics_sent(&s.received(&mut c)),
+        [
+            sent("a", Some(1), false),
+            sent("", Some(1), false),
+            sent("b", None, false)
+        ]
+    );
+}
+
+#[test]
+fn a_message_that_fits_only_without_its_topic_alias_fails_at_once() {
+    let mut options = Options::new("dash-1");
+    options.auto_assign_topic_alias = true;
+    let (mut c, mut s) = (Session::new(options), Server::new(ProtocolVersion::V5));
+    c.start(0);
+    s.received(&mut c);
+    let mut ack = ConnAck::default();
+    ack.properties.maximum_packet_size = std::num::NonZeroU32::new(9);
+    ack.properties.topic_alias_maximum = Some(1);
+    s.send(&mut c, 0, ack);
+    events(&mut c);
+    // 2 + 3 (topic "t") + 1 (no properties) + 3 bytes of payload = 9; with a Topic Alias, 12.
+    c.publish(1, message(topic("t"), "abc", QoS::AtMostOnce, false));
+    assert!(matches!(
+        &events(&mut c)[..],
+        [Event::Published {
+            result: Err(Failure::Invalid(_)),
+            ..
+        }]
+    ));
+}
