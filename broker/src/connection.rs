@@ -470,8 +470,6 @@ impl Connection {
         }
     }
 
-    /// Waits until the client's PUBLISH rate allows one more, not reading meanwhile (TCP
-    /// flow control then slows the client down); what is queued for it still goes out first.
     /// Counts `n` bytes read; any (not a WebSocket ping alone) restart the keep alive.
     fn received(&self, n: usize, grace: Option<Duration>, deadline: &mut Option<Instant>) {
         if n > 0 {
@@ -480,6 +478,8 @@ impl Connection {
         }
     }
 
+    /// Waits until the client's PUBLISH rate allows one more, not reading meanwhile (TCP
+    /// flow control then slows the client down); what is queued for it still goes out first.
     async fn throttle(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<End> {
         let wait = self.publish_rate.as_mut()?.take(std::time::Instant::now());
         if wait.is_zero() {
