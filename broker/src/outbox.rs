@@ -26,12 +26,18 @@ pub(crate) struct Outbox {
 pub(crate) struct Outgoing {
     pub(crate) chunks: Vec<Bytes>,
     pub(crate) last: Bytes,
+    len: usize,
 }
 
 impl Outgoing {
     /// The number of bytes.
     pub(crate) fn len(&self) -> usize {
-        self.chunks.iter().map(Bytes::len).sum::<usize>() + self.last.len()
+        self.len
+    }
+
+    /// The pieces for a vectored write.
+    pub(crate) fn io_slices(&self) -> Vec<std::io::IoSlice<'_>> {
+        self.pieces().map(std::io::IoSlice::new).collect()
     }
 
     /// The pieces in order, the empty ones left out.
@@ -83,6 +89,7 @@ impl Outbox {
     /// Everything to send, in order, for one (vectored) write; the outbox is empty
     /// afterwards.
     pub(crate) fn take(&mut self) -> Outgoing {
+        let len = self.len();
         self.chunked = 0;
         let last = if self.tail.is_empty() {
             Bytes::new()
@@ -92,6 +99,7 @@ impl Outbox {
         Outgoing {
             chunks: std::mem::take(&mut self.chunks),
             last,
+            len,
         }
     }
 

@@ -158,11 +158,9 @@ impl Writer {
     pub(crate) async fn write(&mut self, outgoing: &Outgoing) -> io::Result<()> {
         match self {
             Writer::Tcp(w) if outgoing.chunks.is_empty() => w.write_all(&outgoing.last).await,
-            Writer::Tcp(w) => write_pieces(w, outgoing.pieces().map(IoSlice::new).collect()).await,
+            Writer::Tcp(w) => write_pieces(w, outgoing.io_slices()).await,
             Writer::Tls(w) => {
-                for piece in outgoing.pieces() {
-                    w.write_all(piece).await?;
-                }
+                write_pieces(w, outgoing.io_slices()).await?;
                 w.flush().await
             }
             Writer::Ws(w) => w.write(outgoing).await,
@@ -192,11 +190,12 @@ impl Writer {
 /// How many pieces one vectored write takes at most (Linux takes up to 1,024).
 const MAX_PIECES: usize = 64;
 
-/// Writes `pieces` in order, as few system calls as the socket allows: one `writev` each
-/// for up to [`MAX_PIECES`] of them.
+/// Writes `pieces` in order, as few system calls as the stream allows: one `writev` each
+/// for up to [`MAX_PIECES`] of them where it takes vectored writes (TCP), one write per
+/// piece where it does not (TLS).
 pub(crate) async fn write_pieces<W>(w: &mut W, mut pieces: Vec<IoSlice<'_>>) -> io::Result<()>
 where
-    W: AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin + ?Sized,
 {
     pieces.retain(|p| !p.is_empty());
     if let [one] = pieces[..] {

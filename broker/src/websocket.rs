@@ -135,6 +135,15 @@ enum Write {
     Tls(WriteHalf<Stream>),
 }
 
+impl Write {
+    fn io(&mut self) -> &mut (dyn AsyncWrite + Send + Unpin) {
+        match self {
+            Write::Tcp(w) => w,
+            Write::Tls(w) => w,
+        }
+    }
+}
+
 impl Writer {
     /// Whether control frames wait to be sent.
     pub(crate) fn has_control(&self) -> bool {
@@ -167,23 +176,14 @@ impl Writer {
             for piece in [&control[..], header, &outgoing.last[..]] {
                 frame.extend_from_slice(piece);
             }
-            return self.send(vec![IoSlice::new(&frame)]).await;
+            let w = self.write.io();
+            w.write_all(&frame).await?;
+            return w.flush().await;
         }
         let pieces = [&control[..], header].into_iter().chain(outgoing.pieces());
-        self.send(pieces.map(IoSlice::new).collect()).await
-    }
-
-    /// Writes `pieces` in order and flushes.
-    async fn send(&mut self, pieces: Vec<IoSlice<'_>>) -> io::Result<()> {
-        match &mut self.write {
-            Write::Tcp(w) => transport::write_pieces(w, pieces).await,
-            Write::Tls(w) => {
-                for piece in pieces {
-                    w.write_all(&piece).await?;
-                }
-                w.flush().await
-            }
-        }
+        let w = self.write.io();
+        transport::write_pieces(w, pieces.map(IoSlice::new).collect()).await?;
+        w.flush().await
     }
 
     /// Starts the closing handshake (unless the client did or it is done), sends what
@@ -198,10 +198,7 @@ impl Writer {
         }
         // The peer may already be gone; there is nothing to do about a failed close.
         let _ = self.write(&Outgoing::default()).await;
-        let _ = match &mut self.write {
-            Write::Tcp(w) => w.shutdown().await,
-            Write::Tls(w) => w.shutdown().await,
-        };
+        let _ = self.write.io().shutdown().await;
     }
 }
 
