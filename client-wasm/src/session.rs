@@ -782,6 +782,10 @@ impl Session {
     /// Once every alias is taken, other topics go in full. What is kept for a resend stays
     /// without the alias, as the next connection has aliases of its own.
     fn send_publish(&mut self, now: u64, publish: &mut Publish) {
+        if self.sent_alias_maximum == 0 {
+            // No aliases on this connection (the usual case): the publish as it is.
+            return self.send(now, publish);
+        }
         let aliases = &mut self.sent_aliases;
         let topic = publish.topic.clone();
         let mut alias = aliases.iter().position(|t| *t == topic);
