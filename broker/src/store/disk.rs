@@ -186,9 +186,10 @@ fn write_loop(db: &Database, queue: &Queue, progress: &watch::Sender<Progress>, 
             progress.send_modify(|p| p.failed = true);
             return;
         }
-        progress.send_modify(|p| p.durable = batch);
+        // Counted before it is announced: whoever the announcement wakes sees the counts.
         queue.commits.fetch_add(1, Ordering::Relaxed);
         queue.ops.fetch_add(count, Ordering::Relaxed);
+        progress.send_modify(|p| p.durable = batch);
     }
 }
 
