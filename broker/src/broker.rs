@@ -11,6 +11,7 @@ use midge_codec::{Publish, QoS, TopicFilter};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::metrics::{Gauges, Metrics};
+use crate::park::Parking;
 use crate::router::Router;
 use crate::session::{Inflight, Message, Outgoing, QueueLimits, Queued, Session};
 use crate::store::{Op, Snapshot, Store, Ticket};
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     /// Wakes publishers held back by a subscriber's queue when one drains (or its client
     /// goes); each checks whether its own are among them.
     pub(crate) drained: tokio::sync::Notify,
+    /// Idle connections parked outside any task.
+    pub(crate) parking: Arc<Parking>,
 }
 
 /// What became of a published message.
@@ -69,6 +72,7 @@ impl Shared {
             )),
             store,
             drained: tokio::sync::Notify::new(),
+            parking: Arc::default(),
         }
     }
 
@@ -294,7 +298,8 @@ impl Shared {
                 let client_id = session.client_id.clone();
                 self.store.submit(Op::EndSession { client_id });
             }
-            let filters = state.subscriptions.drain().map(|(_, (f, _))| f).collect();
+            let subscriptions = std::mem::take(&mut state.subscriptions);
+            let filters = subscriptions.into_values().map(|(f, _)| f).collect();
             state.clear(&self.queued_bytes);
             filters
         };
@@ -362,7 +367,10 @@ impl Shared {
                         None => state.queue.push_back(message.outgoing, &self.queued_bytes),
                     }
                 }
-                state.awaiting_pubrel.extend(stored.awaiting_pubrel);
+                if !stored.awaiting_pubrel.is_empty() {
+                    let ids = state.awaiting_pubrel.get_or_insert_default();
+                    ids.extend(stored.awaiting_pubrel);
+                }
             }
             if stored.expiry_interval != u32::MAX {
                 let since = stored
@@ -384,7 +392,7 @@ impl Shared {
     pub(crate) fn expire_later(
         self: &Arc<Self>,
         session: &Arc<Session>,
-        generation: u64,
+        generation: u32,
         wait: std::time::Duration,
     ) {
         let (shared, session) = (self.clone(), session.clone());

@@ -51,6 +51,11 @@ pub struct Config {
     pub max_keep_alive_secs: u16,
     /// Seconds between updates of the `$SYS/broker/...` statistics topics; 0 turns them off.
     pub sys_interval_secs: u64,
+    /// A plain TCP connection with nothing to do for this many milliseconds is parked: it
+    /// gives up its task, and one thread for the whole broker watches its socket until it
+    /// has something to do again (a packet, a message for it, its keep alive running out).
+    /// An idle connection then costs about a third of the memory. 0: never.
+    pub park_after_idle_ms: u64,
 
     /// The password file (`midge passwd`): clients must then give a user name and its
     /// password, unless `allow_anonymous` lets those without a user name in.
@@ -119,6 +124,7 @@ impl Default for Config {
             connect_timeout_secs: 10,
             max_keep_alive_secs: 0,
             sys_interval_secs: 10,
+            park_after_idle_ms: 1000,
             password_file: None,
             acl_file: None,
             topic_policy: TopicPolicy::Open,
@@ -236,6 +242,11 @@ impl Config {
 
     pub(crate) fn max_publisher_wait(&self) -> Duration {
         Duration::from_millis(self.max_publisher_wait_ms)
+    }
+
+    /// How long a plain TCP connection is idle before it is parked, if it ever is.
+    pub(crate) fn park_after_idle(&self) -> Option<Duration> {
+        (self.park_after_idle_ms > 0).then(|| Duration::from_millis(self.park_after_idle_ms))
     }
 }
 

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU16;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +19,8 @@ use midge_codec::{
     PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
     TopicName, UnsubAck, Unsubscribe, Will,
 };
-use tokio::sync::{Notify, watch};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::auth::ClientInfo;
@@ -49,9 +52,14 @@ enum End {
     TakenOver,
     /// The broker is shutting down.
     Shutdown,
+    /// Idle: the connection may be parked (see [`park`]), with its keep alive deadline.
+    Park(Option<Instant>),
 }
 
-/// Runs a connection to its end. `reader` and `writer` are the two halves of its stream.
+/// Takes a new connection through its handshake, then gives it a task of its own to be
+/// served in ([`live`]), sized for serving only. `reader` and `writer` are the two halves
+/// of its stream; `permit` counts it against `max_connections` while it lives, parked or
+/// not.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     mut reader: Reader,
@@ -59,12 +67,11 @@ pub(crate) async fn run(
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
     identity: Option<String>,
+    permit: OwnedSemaphorePermit,
 ) {
     let mut buf = BytesMut::new();
     let mut decoder =
         Decoder::new(ProtocolVersion::V5).with_max_packet_size(shared.config.max_packet_size);
-    // Every step but `serve` is boxed: inline, its state (a CONNECT, the handshake's
-    // futures) would stay in every connection's task for its whole life.
     let handshake = handshake(
         &shared,
         &mut reader,
@@ -74,20 +81,207 @@ pub(crate) async fn run(
         peer,
         identity,
     );
-    let Some(mut connection) = Box::pin(handshake).await else {
+    let Some(connection) = handshake.await else {
         return;
     };
     metrics::add(&shared.metrics.connections, 1);
     metrics::add(&shared.metrics.connections_total, 1);
-    let end = connection
-        .serve(&mut reader, &mut decoder, &mut buf, shutdown.clone())
-        .await;
-    let violation = matches!(end, End::Violation(..));
-    Box::pin(connection.finish(end)).await;
-    if violation {
-        Box::pin(linger(&mut reader, &mut buf, shutdown)).await;
+    let deadline = connection.keep_alive_deadline();
+    let parts = Parts {
+        decoder,
+        buf,
+        shutdown,
+        permit,
+    };
+    shared
+        .parking
+        .spawn(live(connection, reader, parts, deadline));
+}
+
+/// What a connection's task holds besides its [`Connection`] and its [`Reader`].
+struct Parts {
+    decoder: Decoder,
+    buf: BytesMut,
+    shutdown: watch::Receiver<bool>,
+    /// Held: counts the connection against `max_connections`.
+    permit: OwnedSemaphorePermit,
+}
+
+/// Serves a connection past its handshake to its end, or until it is parked. Not an
+/// `async fn`: that would keep a copy of its arguments beside the ones it works on, in
+/// every connection's task (a second `Connection`, and the rest).
+#[allow(clippy::manual_async_fn)]
+fn live(
+    mut connection: Connection,
+    mut reader: Reader,
+    mut parts: Parts,
+    mut deadline: Option<Instant>,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let end = loop {
+            let end = connection
+                .serve(
+                    &mut reader,
+                    &mut parts.decoder,
+                    &mut parts.buf,
+                    parts.shutdown.clone(),
+                    deadline,
+                )
+                .await;
+            let End::Park(at) = end else { break end };
+            match park(connection, reader, parts, at) {
+                Parking::Parked => return,
+                Parking::Refused(refused) => {
+                    (connection, reader, parts) = *refused;
+                    deadline = at;
+                }
+                Parking::Lost(connection) => return lost(*connection).await,
+            }
+        };
+        let shared = connection.shared.clone();
+        let violation = matches!(end, End::Violation(..));
+        Box::pin(connection.finish(end)).await;
+        if violation {
+            Box::pin(linger(&mut reader, &mut parts.buf, parts.shutdown)).await;
+        }
+        metrics::sub(&shared.metrics.connections, 1);
     }
+}
+
+/// Ends a connection whose socket was lost in parking or reviving.
+async fn lost(connection: Connection) {
+    let shared = connection.shared.clone();
+    Box::pin(connection.finish(End::Lost)).await;
     metrics::sub(&shared.metrics.connections, 1);
+}
+
+/// A parked connection: what its task held, its socket out of tokio's hands. Only what
+/// lasts is kept: what it was sending, its read buffer and its writer are empty, and its
+/// decoder is made again from its version.
+pub(crate) struct Parked {
+    connection: Dormant,
+    stream: std::net::TcpStream,
+    shutdown: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+    deadline: Option<Instant>,
+}
+
+/// What came of trying to park.
+enum Parking {
+    /// The task may end: the connection waits in its session.
+    Parked,
+    /// Not now (something to send came in meanwhile, a takeover, shutdown): serve on.
+    Refused(Box<(Connection, Reader, Parts)>),
+    /// The socket could not be handed over, nor taken back.
+    Lost(Box<Connection>),
+}
+
+/// Parks an idle plain TCP connection (`crate::park`): takes its socket out of tokio,
+/// has the broker's watcher watch it, and leaves what the task held in the session, to be
+/// revived by whatever needs it next. Under the session's lock, so that a message queued
+/// or a takeover either comes before (and parking is refused) or finds it parked.
+fn park(
+    mut connection: Connection,
+    reader: Reader,
+    parts: Parts,
+    deadline: Option<Instant>,
+) -> Parking {
+    let session = connection.session.clone();
+    let mut state = session.lock();
+    let sendable = state.queue.front().is_some_and(|m| {
+        m.qos == QoS::AtMostOnce || state.inflight.len() < usize::from(connection.send_quota)
+    });
+    let current = state.generation == connection.generation;
+    let writer = std::mem::replace(&mut connection.writer, Writer::Detached);
+    let (r, w) = match (reader, writer) {
+        (Reader::Tcp(r, _), Writer::Tcp(w))
+            if !sendable && current && !*parts.shutdown.borrow() =>
+        {
+            (r, w)
+        }
+        (reader, writer) => {
+            connection.writer = writer;
+            return Parking::Refused(Box::new((connection, reader, parts)));
+        }
+    };
+    let tcp = match r.reunite(w) {
+        Ok(tcp) => tcp,
+        // Halves of one stream always reunite.
+        Err(e) => return serve_on(connection, e.0.reunite(e.1).ok(), parts),
+    };
+    let Ok(stream) = tcp.into_std() else {
+        return Parking::Lost(Box::new(connection));
+    };
+    let shared = connection.shared.clone();
+    let deadline_std = deadline.map(Instant::into_std);
+    let fd = stream.as_raw_fd();
+    if let Err(e) = shared.parking.park(&session, fd, deadline_std) {
+        tracing::debug!(client = %session.client_id, "not parked: {e}");
+        return serve_on(connection, TcpStream::from_std(stream).ok(), parts);
+    }
+    let parked = Parked {
+        connection: connection.dormant(),
+        stream,
+        shutdown: parts.shutdown,
+        permit: parts.permit,
+        deadline,
+    };
+    state.parked = Some(Box::new(parked));
+    metrics::add(&shared.metrics.connections_parked, 1);
+    tracing::trace!(client = %session.client_id, "parked");
+    Parking::Parked
+}
+
+/// Parking refused after the socket was taken apart: the connection goes on with it.
+fn serve_on(mut connection: Connection, tcp: Option<TcpStream>, parts: Parts) -> Parking {
+    let Some(tcp) = tcp else {
+        return Parking::Lost(Box::new(connection));
+    };
+    let (r, w) = tcp.into_split();
+    connection.writer = Writer::Tcp(w);
+    Parking::Refused(Box::new((connection, Reader::Tcp(r, false), parts)))
+}
+
+impl Parked {
+    /// Gives the connection a task again, its socket back in tokio's hands (by whoever
+    /// took it out of its session, on a runtime thread or the watcher's).
+    pub(crate) fn revive(self) {
+        let Parked {
+            connection,
+            stream,
+            shutdown,
+            permit,
+            deadline,
+        } = self;
+        let shared = connection.shared.clone();
+        shared.parking.unpark(stream.as_raw_fd());
+        metrics::sub(&shared.metrics.connections_parked, 1);
+        tracing::trace!(client = %connection.session.client_id, "revived");
+        let _runtime = shared.parking.enter();
+        match TcpStream::from_std(stream) {
+            Ok(tcp) => {
+                let (r, w) = tcp.into_split();
+                let connection = connection.wake(Writer::Tcp(w));
+                let max_packet_size = shared.config.max_packet_size;
+                let decoder =
+                    Decoder::new(connection.version).with_max_packet_size(max_packet_size);
+                let parts = Parts {
+                    decoder,
+                    buf: BytesMut::new(),
+                    shutdown,
+                    permit,
+                };
+                let reader = Reader::Tcp(r, false);
+                (shared.parking).spawn(live(connection, reader, parts, deadline));
+            }
+            Err(e) => {
+                tracing::warn!(client = %connection.session.client_id, "cannot revive a parked connection: {e}");
+                shared
+                    .parking
+                    .spawn(lost(connection.wake(Writer::Detached)));
+            }
+        }
+    }
 }
 
 /// From the first byte to CONNACK: reads the CONNECT within the connect timeout, and
@@ -180,22 +374,22 @@ struct Connection {
     out: Outbox,
     peer: SocketAddr,
     version: ProtocolVersion,
-    keep_alive: Option<Duration>,
+    /// In seconds; `None` for none.
+    keep_alive: Option<NonZeroU16>,
     /// Boxed: most clients have none, and an idle connection should be small.
     will: Option<Box<Will>>,
     /// 5.0: the client's Receive Maximum, capping our QoS 1/2 messages in flight to it.
-    send_quota: usize,
-    /// 5.0: the largest packet the client accepts.
-    client_max_packet: usize,
-    /// 5.0: topic aliases the client set up, towards us.
-    aliases: HashMap<u16, TopicName>,
-    /// 5.0: topic aliases we set up towards the client, and how many it accepts.
-    aliases_out: HashMap<TopicName, std::num::NonZeroU16>,
+    send_quota: u16,
+    /// 5.0: the largest packet the client accepts (a Maximum Packet Size is 32 bits).
+    client_max_packet: u32,
+    /// 5.0: topic aliases, both ways; boxed, as most clients use none.
+    aliases: Option<Box<Aliases>>,
+    /// 5.0: how many topic aliases the client accepts from us.
     aliases_out_max: u16,
     waker: Arc<Notify>,
-    generation: u64,
+    generation: u32,
     /// The client's PUBLISH rate limit, if one is configured.
-    publish_rate: Option<Bucket>,
+    publish_rate: Option<Box<Bucket>>,
     /// The store's write progress (`None`: it writes nothing), and the last ticket of this
     /// connection's changes: what `out` holds is sent only once that is durable.
     progress: Option<watch::Receiver<Progress>>,
@@ -203,6 +397,124 @@ struct Connection {
     /// Sessions the client's last PUBLISH filled past their high-water mark: nothing more
     /// is read from the client until they have drained (or stalled).
     congested: Vec<Arc<Session>>,
+}
+
+/// A parked [`Connection`]: what lasts of it (what is being sent, or waited for, does not
+/// while it is idle), so that a parked connection is small.
+struct Dormant {
+    shared: Arc<Shared>,
+    username: Option<Box<str>>,
+    session: Arc<Session>,
+    peer: SocketAddr,
+    version: ProtocolVersion,
+    keep_alive: Option<NonZeroU16>,
+    will: Option<Box<Will>>,
+    send_quota: u16,
+    client_max_packet: u32,
+    aliases: Option<Box<Aliases>>,
+    aliases_out_max: u16,
+    waker: Arc<Notify>,
+    generation: u32,
+    publish_rate: Option<Box<Bucket>>,
+    progress: Option<watch::Receiver<Progress>>,
+}
+
+impl Connection {
+    /// What lasts of an idle connection (its outbox, pending ticket and congested
+    /// sessions are empty; its writer has been taken apart).
+    fn dormant(self) -> Dormant {
+        let Connection {
+            shared,
+            username,
+            session,
+            writer: _,
+            out: _,
+            peer,
+            version,
+            keep_alive,
+            will,
+            send_quota,
+            client_max_packet,
+            aliases,
+            aliases_out_max,
+            waker,
+            generation,
+            publish_rate,
+            progress,
+            pending: _,
+            congested: _,
+        } = self;
+        Dormant {
+            shared,
+            username,
+            session,
+            peer,
+            version,
+            keep_alive,
+            will,
+            send_quota,
+            client_max_packet,
+            aliases,
+            aliases_out_max,
+            waker,
+            generation,
+            publish_rate,
+            progress,
+        }
+    }
+}
+
+impl Dormant {
+    /// The connection again, writing to `writer`.
+    fn wake(self, writer: Writer) -> Connection {
+        let Dormant {
+            shared,
+            username,
+            session,
+            peer,
+            version,
+            keep_alive,
+            will,
+            send_quota,
+            client_max_packet,
+            aliases,
+            aliases_out_max,
+            waker,
+            generation,
+            publish_rate,
+            progress,
+        } = self;
+        Connection {
+            shared,
+            username,
+            session,
+            writer,
+            out: Outbox::default(),
+            peer,
+            version,
+            keep_alive,
+            will,
+            send_quota,
+            client_max_packet,
+            aliases,
+            aliases_out_max,
+            waker,
+            generation,
+            publish_rate,
+            progress,
+            pending: Ticket::NONE,
+            congested: Vec::new(),
+        }
+    }
+}
+
+/// 5.0 topic aliases (§3.3.2.3.4) of one connection.
+#[derive(Default)]
+struct Aliases {
+    /// The client's, towards us.
+    inbound: HashMap<u16, TopicName>,
+    /// Ours, towards the client.
+    outbound: HashMap<TopicName, std::num::NonZeroU16>,
 }
 
 impl Connection {
@@ -280,7 +592,10 @@ impl Connection {
             if let Some(old) = state.waker.replace(waker.clone()) {
                 old.notify_one();
             }
-            state.generation += 1;
+            // A parked connection has no task to wake: it is revived, to find itself taken
+            // over (once the lock is let go).
+            let old_parked = state.parked.take();
+            state.generation = state.generation.wrapping_add(1);
             let generation = state.generation;
             state.expiry_interval = if v5 {
                 connect.properties.session_expiry_interval.unwrap_or(0)
@@ -301,6 +616,9 @@ impl Connection {
             // cannot land after this.
             session.set_connected(true);
             drop(state);
+            if let Some(parked) = old_parked {
+                parked.revive();
+            }
             (session, present, generation)
         };
         // CONNACK (with session present) goes once the session is durable.
@@ -326,8 +644,7 @@ impl Connection {
             } else {
                 connect.keep_alive
             };
-        let keep_alive =
-            (keep_alive_secs > 0).then(|| Duration::from_secs(u64::from(keep_alive_secs)));
+        let keep_alive = NonZeroU16::new(keep_alive_secs);
         let ack = ConnAck {
             session_present,
             reason_code: ReasonCode::Success,
@@ -345,12 +662,11 @@ impl Connection {
                 .properties
                 .receive_maximum
                 .map_or(u16::MAX, |r| r.get())
-                .min(shared.config.receive_maximum)
-                .into(),
+                .min(shared.config.receive_maximum),
             client_max_packet: connect
                 .properties
                 .maximum_packet_size
-                .map_or(usize::MAX, |m| m.get() as usize),
+                .map_or(u32::MAX, |m| m.get()),
             session,
             writer,
             out,
@@ -358,8 +674,7 @@ impl Connection {
             version,
             keep_alive,
             will: connect.will.map(Box::new),
-            aliases: HashMap::new(),
-            aliases_out: HashMap::new(),
+            aliases: None,
             aliases_out_max: if v5 {
                 connect.properties.topic_alias_maximum.unwrap_or(0)
             } else {
@@ -368,7 +683,7 @@ impl Connection {
             waker,
             generation,
             publish_rate: (max_publish_rate > 0)
-                .then(|| Bucket::new(max_publish_rate, std::time::Instant::now())),
+                .then(|| Box::new(Bucket::new(max_publish_rate, std::time::Instant::now()))),
             progress: shared.store.progress(),
             pending,
             congested: Vec::new(),
@@ -392,10 +707,12 @@ impl Connection {
         decoder: &mut Decoder,
         buf: &mut BytesMut,
         mut shutdown: watch::Receiver<bool>,
+        mut deadline: Option<Instant>,
     ) -> End {
-        // Keep alive is enforced at one and a half times the client's interval [MQTT-3.1.2-22].
-        let grace = self.keep_alive.map(|k| k + k / 2);
-        let mut deadline = grace.map(|g| Instant::now() + g);
+        let grace = self.keep_alive_grace();
+        // Only a plain TCP connection is parked when idle.
+        let park_after =
+            (self.shared.config.park_after_idle()).filter(|_| matches!(reader, Reader::Tcp(..)));
         let mut gathered = 0;
         loop {
             // Every whole packet already buffered first: a client may send CONNECT and more
@@ -451,6 +768,12 @@ impl Connection {
             if self.send_queue().await.is_err() {
                 return End::Lost;
             }
+            // One timer for the keep alive and for parking, whichever comes first.
+            let idle = park_after.map(|p| Instant::now() + p);
+            let alarm = match (deadline, idle) {
+                (Some(d), Some(i)) => Some(d.min(i)),
+                (d, i) => d.or(i),
+            };
             let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
                 read = reader.read(buf) => match read {
@@ -462,12 +785,41 @@ impl Connection {
                         return End::TakenOver;
                     }
                 }
-                () = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
-                    return End::Violation(ReasonCode::KeepAliveTimeout, "keep alive timeout".into());
+                () = sleep_until(alarm.unwrap_or(far)), if alarm.is_some() => {
+                    if deadline.is_some_and(|d| d <= Instant::now()) {
+                        return End::Violation(ReasonCode::KeepAliveTimeout, "keep alive timeout".into());
+                    }
+                    if buf.is_empty() && self.is_idle() {
+                        return End::Park(deadline);
+                    }
                 }
                 _ = shutdown.changed() => return End::Shutdown,
             }
         }
+    }
+
+    fn client_max_packet(&self) -> usize {
+        usize::try_from(self.client_max_packet).unwrap_or(usize::MAX)
+    }
+
+    /// Keep alive is enforced at one and a half times the client's interval [MQTT-3.1.2-22].
+    fn keep_alive_grace(&self) -> Option<Duration> {
+        let k = Duration::from_secs(u64::from(self.keep_alive?.get()));
+        Some(k + k / 2)
+    }
+
+    /// When the client must have sent something by, counted from now.
+    fn keep_alive_deadline(&self) -> Option<Instant> {
+        self.keep_alive_grace().map(|g| Instant::now() + g)
+    }
+
+    /// Whether nothing is waiting to go out or for the store, nor held back: what parking
+    /// needs (the session's queue is checked under its lock, by `park`).
+    fn is_idle(&self) -> bool {
+        self.out.is_empty()
+            && self.pending == Ticket::NONE
+            && self.congested.is_empty()
+            && !self.writer.has_control()
     }
 
     /// Counts `n` bytes read; any (not a WebSocket ping alone) restart the keep alive.
@@ -576,7 +928,8 @@ impl Connection {
             Packet::PubRel(rel) => {
                 let session = self.session.clone();
                 let mut state = session.lock();
-                let known = state.awaiting_pubrel.remove(&rel.packet_id.get());
+                let id = rel.packet_id.get();
+                let known = (state.awaiting_pubrel.as_mut()).is_some_and(|ids| ids.remove(&id));
                 if known && state.persisted {
                     let client_id = self.session.client_id.clone();
                     let packet_id = rel.packet_id.get();
@@ -658,7 +1011,8 @@ impl Connection {
                 ));
             }
             if publish.topic.is_empty() {
-                match self.aliases.get(&alias.get()) {
+                let aliases = self.aliases.as_ref();
+                match aliases.and_then(|a| a.inbound.get(&alias.get())) {
                     Some(topic) => publish.topic = topic.clone(),
                     None => {
                         return Some(End::Violation(
@@ -668,7 +1022,8 @@ impl Connection {
                     }
                 }
             } else {
-                self.aliases.insert(alias.get(), publish.topic.clone());
+                let aliases = self.aliases.get_or_insert_default();
+                aliases.inbound.insert(alias.get(), publish.topic.clone());
             }
             publish.properties_mut().topic_alias = None;
         }
@@ -709,9 +1064,9 @@ impl Connection {
                 // Delivered on the first PUBLISH; duplicates until PUBREL only re-acknowledge
                 // (§4.3.3, method B).
                 let mut state = self.session.lock();
-                let first = state.awaiting_pubrel.insert(id.get());
-                let over =
-                    state.awaiting_pubrel.len() > usize::from(self.shared.config.receive_maximum);
+                let ids = state.awaiting_pubrel.get_or_insert_default();
+                let first = ids.insert(id.get());
+                let over = ids.len() > usize::from(self.shared.config.receive_maximum);
                 drop(state);
                 if over {
                     return Some(End::Violation(
@@ -764,7 +1119,12 @@ impl Connection {
                 self.send(&Packet::PubRec(rec));
             }
             QoS::ExactlyOnce => {
-                self.session.lock().awaiting_pubrel.insert(id.get());
+                let mut state = self.session.lock();
+                state
+                    .awaiting_pubrel
+                    .get_or_insert_default()
+                    .insert(id.get());
+                drop(state);
                 self.send(&Packet::PubRec(PubRec::new(id)));
             }
         }
@@ -895,7 +1255,7 @@ impl Connection {
                 return true;
             }
             let needs_id = message.qos != QoS::AtMostOnce;
-            if needs_id && state.inflight.len() >= self.send_quota {
+            if needs_id && state.inflight.len() >= usize::from(self.send_quota) {
                 break;
             }
             let Some(message) = state.queue.pop_front(&self.shared.queued_bytes) else {
@@ -1023,7 +1383,7 @@ impl Connection {
     fn send_publish(&mut self, mut publish: Publish) {
         self.alias_topic(&mut publish);
         // [MQTT-3.1.2-25]: a message too large for the client is dropped, as if sent.
-        if publish.encoded_len(self.version) > self.client_max_packet {
+        if publish.encoded_len(self.version) > self.client_max_packet() {
             metrics::add(&self.shared.metrics.messages_dropped, 1);
             return;
         }
@@ -1040,19 +1400,20 @@ impl Connection {
         if self.aliases_out_max == 0 {
             return;
         }
-        let alias = match self.aliases_out.get(&publish.topic) {
+        let aliases = &mut self.aliases.get_or_insert_default().outbound;
+        let alias = match aliases.get(&publish.topic) {
             Some(&alias) => {
                 publish.topic = TopicName::empty_for_alias();
                 alias
             }
             None => {
-                let next = u16::try_from(self.aliases_out.len() + 1)
+                let next = u16::try_from(aliases.len() + 1)
                     .ok()
                     .filter(|&n| n <= self.aliases_out_max);
                 let Some(alias) = next.and_then(PacketId::new) else {
                     return;
                 };
-                self.aliases_out.insert(publish.topic.clone(), alias);
+                aliases.insert(publish.topic.clone(), alias);
                 alias
             }
         };
@@ -1105,7 +1466,7 @@ impl Connection {
             }
             End::TakenOver => Some(ReasonCode::SessionTakenOver),
             End::Shutdown => Some(ReasonCode::ServerShuttingDown),
-            End::Disconnect { .. } | End::Lost => None,
+            End::Disconnect { .. } | End::Lost | End::Park(_) => None,
         };
         if matches!(end, End::Shutdown) {
             // Whatever the client's window takes from its queue goes out before we leave.
@@ -1116,7 +1477,7 @@ impl Connection {
             // Say why, in words, where the client can take the extra bytes (§3.14.2.2.3).
             if let End::Violation(_, why) = &end {
                 disconnect.properties.reason_string = ByteStr::try_from(why.as_str()).ok();
-                if disconnect.encoded_len(self.version) > self.client_max_packet {
+                if disconnect.encoded_len(self.version) > self.client_max_packet() {
                     disconnect.properties.reason_string = None;
                 }
             }

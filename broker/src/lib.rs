@@ -21,6 +21,7 @@ mod http;
 mod limits;
 mod metrics;
 mod outbox;
+mod park;
 pub mod passwd;
 mod router;
 mod session;
@@ -36,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -47,6 +48,7 @@ pub use store::StoreError;
 
 use crate::broker::Shared;
 use crate::limits::ConnectionRate;
+use crate::park::Parking;
 use crate::store::{Disk, Snapshot, Store};
 use crate::topic_policy::TopicPolicy;
 use crate::transport::Stream;
@@ -61,6 +63,7 @@ pub struct Broker {
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     store: Arc<dyn Store>,
+    parking: Arc<Parking>,
 }
 
 type StartError = Box<dyn std::error::Error + Send + Sync>;
@@ -155,6 +158,7 @@ impl Broker {
             shutdown,
             tasks,
             store,
+            parking: shared.parking.clone(),
         })
     }
 
@@ -188,15 +192,24 @@ impl Broker {
     }
 
     /// Stops accepting, sends 5.0 clients DISCONNECT 0x8B (Server shutting down), and waits
-    /// up to `grace` for every connection to close.
+    /// up to `grace` for every connection to close (those still open then close when the
+    /// runtime ends).
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.shutdown.send(true);
+        // Parked connections get a task again, to close as the others do.
+        self.parking.close();
+        let parking = self.parking.clone();
         let drained = tokio::time::timeout(grace, async {
             while self.tasks.join_next().await.is_some() {}
+            parking.closed().await;
         })
         .await;
         if drained.is_err() {
-            tracing::warn!("connections still open after {grace:?}; closing them");
+            // Connections' tasks are not held by handle (see `Parking::spawn`): those still
+            // running end with the runtime.
+            tracing::warn!(
+                "connections still open after {grace:?}; stopped accepting, not waiting for them"
+            );
             self.tasks.abort_all();
         }
         // What the connections wrote as they closed (sessions' disconnect times) goes too.
@@ -302,10 +315,7 @@ async fn accept(listener: TcpListener, listen: Listen, kind: Kind, tls: Option<T
         };
         let _ = stream.set_nodelay(true);
         let (shared, shutdown, tls) = (shared.clone(), shutdown.clone(), tls.clone());
-        connections.spawn(async move {
-            serve(shared, stream, tls, peer, shutdown, kind).await;
-            drop(permit);
-        });
+        connections.spawn(serve(shared, stream, tls, peer, shutdown, kind, permit));
         // Reap finished connection tasks so the set does not grow.
         while connections.try_join_next().is_some() {}
     }
@@ -319,6 +329,7 @@ async fn serve(
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
     kind: Kind,
+    permit: OwnedSemaphorePermit,
 ) {
     let mut identity = None;
     let stream = match tls {
@@ -357,5 +368,5 @@ async fn serve(
             }
         },
     };
-    connection::run(shared, reader, writer, peer, shutdown, identity).await;
+    connection::run(shared, reader, writer, peer, shutdown, identity, permit).await;
 }

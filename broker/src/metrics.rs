@@ -19,6 +19,8 @@ pub(crate) struct Gauges {
 pub(crate) struct Metrics {
     pub(crate) connections: AtomicU64,
     pub(crate) connections_total: AtomicU64,
+    /// Of the open connections, those parked (`crate::park`).
+    pub(crate) connections_parked: AtomicU64,
     pub(crate) messages_received: [AtomicU64; 3],
     pub(crate) messages_sent: [AtomicU64; 3],
     pub(crate) bytes_received: AtomicU64,
@@ -72,6 +74,12 @@ impl Metrics {
             "gauge",
             "Open MQTT connections.",
             &[("", get(&self.connections))],
+        );
+        metric(
+            "connections_parked",
+            "gauge",
+            "Open MQTT connections parked while idle (no task of their own).",
+            &[("", get(&self.connections_parked))],
         );
         metric(
             "connections_total",

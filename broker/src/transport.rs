@@ -112,6 +112,8 @@ pub(crate) enum Writer {
     Tcp(OwnedWriteHalf),
     Tls(WriteHalf<Stream>),
     Ws(websocket::Writer),
+    /// None while the connection is parked (`crate::park`): its socket waits elsewhere.
+    Detached,
 }
 
 /// Splits a stream into its halves (a plain TCP one without a lock between them).
@@ -164,6 +166,7 @@ impl Writer {
                 w.flush().await
             }
             Writer::Ws(w) => w.write(outgoing).await,
+            Writer::Detached => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 
@@ -183,6 +186,7 @@ impl Writer {
                 w.close().await;
                 Ok(())
             }
+            Writer::Detached => Ok(()),
         };
     }
 }
