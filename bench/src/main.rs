@@ -95,6 +95,10 @@ struct Args {
     /// per connection (needs `--pid`, and `ulimit -n` above the count).
     #[arg(long, value_name = "CONNECTIONS")]
     idle: Option<usize>,
+    /// With `--idle`: seconds between opening the connections and reading the broker's
+    /// memory (a broker may give memory back a while after a burst of connections).
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    settle: f64,
     /// Threads for the generator's connections; default: the cores this process may use
     /// (so `taskset -c 1` gives one).
     #[arg(long, default_value_t = available_cores())]
@@ -165,7 +169,7 @@ fn run(args: Args) -> io::Result<()> {
             version,
             connections,
             pid,
-            Duration::from_secs(1),
+            Duration::from_secs_f64(args.settle),
         ))?;
         return print(args.json, &outcome, print_idle);
     }
