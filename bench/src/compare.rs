@@ -311,7 +311,9 @@ fn compare(args: &CompareArgs, launch: &Launch) -> io::Result<()> {
         Timing {
             seconds: args.seconds,
             rate_seconds: args.rate_seconds,
-            settle: Duration::from_secs(1),
+            // midge parks a connection idle for a second, and its allocator gives the
+            // task's memory back within another; 3 s sees both brokers at rest.
+            settle: Duration::from_secs(3),
         }
     };
     let rows: Vec<Row> = if args.quick {

@@ -277,13 +277,15 @@ struct Deliveries {
 }
 
 /// Waits for what is still on its way: until everything arrived, nothing more arrived for
-/// half a second (the rest is lost), or 3 s passed.
+/// half a second (the rest is lost), or 15 s passed. A broker that holds publishers back
+/// can have seconds of messages still in its sockets' buffers when publishing stops (the
+/// p99 says how many); they are late, not lost, as long as they keep arriving.
 async fn drain(delivered: &Deliveries, expected: u64) {
     let began = Instant::now();
     let (mut last, mut progress) = (delivered.count.load(Ordering::Relaxed), Instant::now());
     while last < expected
         && progress.elapsed() < Duration::from_millis(500)
-        && began.elapsed() < Duration::from_secs(3)
+        && began.elapsed() < Duration::from_secs(15)
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let now = delivered.count.load(Ordering::Relaxed);
