@@ -277,7 +277,7 @@ struct Deliveries {
 }
 
 /// Waits for what is still on its way: until everything arrived, nothing more arrived for
-/// half a second (the rest is lost), or 15 s passed. A broker that holds publishers back
+/// half a second (the rest is lost), or 8 s passed. A broker that holds publishers back
 /// can have seconds of messages still in its sockets' buffers when publishing stops (the
 /// p99 says how many); they are late, not lost, as long as they keep arriving.
 async fn drain(delivered: &Deliveries, expected: u64) {
@@ -285,7 +285,7 @@ async fn drain(delivered: &Deliveries, expected: u64) {
     let (mut last, mut progress) = (delivered.count.load(Ordering::Relaxed), Instant::now());
     while last < expected
         && progress.elapsed() < Duration::from_millis(500)
-        && began.elapsed() < Duration::from_secs(15)
+        && began.elapsed() < Duration::from_secs(8)
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let now = delivered.count.load(Ordering::Relaxed);
