@@ -238,3 +238,20 @@ def test_parked_subscriber_with_subscription_identifiers_and_properties(broker):
     message = sub.get()
     assert message.properties.SubscriptionIdentifier == [7]
     assert message.properties.UserProperty == [("k", "v")]
+
+
+def test_a_parked_persistent_subscriber_with_a_durable_store(tmp_path):
+    """With the store on disk: a parked publisher's QoS 1 message to a parked persistent
+    session is written to the store, acknowledged once durable, and delivered."""
+    config = PARKING + f'data_dir = "{tmp_path / "data"}"\n'
+    with configured_broker(tmp_path, config) as broker:
+        expiry = properties("CONNECT", SessionExpiryInterval=600)
+        sub = Client(broker, "durable-sub", clean=False, connect_properties=expiry)
+        sub.subscribe("d", qos=1)
+        pub = Client(broker, "pub")
+        parked(broker, 2)
+        pub.publish("d", b"kept", qos=1)
+        assert pub.pubacks.get(timeout=5).value == 0
+        assert sub.get().payload == b"kept"
+        pub.stop()
+        sub.stop()
