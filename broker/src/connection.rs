@@ -188,9 +188,7 @@ fn park(
 ) -> Parking {
     let session = connection.session.clone();
     let mut state = session.lock();
-    let sendable = state.queue.front().is_some_and(|m| {
-        m.qos == QoS::AtMostOnce || state.inflight.len() < usize::from(connection.send_quota)
-    });
+    let sendable = (state.queue.front()).is_some_and(|m| connection.may_send(&state, m.qos));
     let current = state.generation == connection.generation;
     let writer = std::mem::replace(&mut connection.writer, Writer::Detached);
     let (r, w) = match (reader, writer) {
@@ -206,8 +204,12 @@ fn park(
     };
     let tcp = match r.reunite(w) {
         Ok(tcp) => tcp,
-        // Halves of one stream always reunite.
-        Err(e) => return serve_on(connection, e.0.reunite(e.1).ok(), parts),
+        // Halves of one stream always reunite; were they not, it goes on as it was.
+        Err(e) => {
+            connection.writer = Writer::Tcp(e.1);
+            let reader = Reader::Tcp(e.0, false);
+            return Parking::Refused(Box::new((connection, reader, parts)));
+        }
     };
     let Ok(stream) = tcp.into_std() else {
         return Parking::Lost(Box::new(connection));
@@ -780,12 +782,13 @@ impl Connection {
                 return End::Lost;
             }
             // One timer for the keep alive and for parking, whichever comes first.
-            let idle = park_after.map(|p| Instant::now() + p);
+            let now = Instant::now();
+            let idle = park_after.map(|p| now + p);
             let alarm = match (deadline, idle) {
                 (Some(d), Some(i)) => Some(d.min(i)),
                 (d, i) => d.or(i),
             };
-            let far = Instant::now() + Duration::from_secs(86_400);
+            let far = now + Duration::from_secs(86_400);
             tokio::select! {
                 read = reader.read(buf) => match read {
                     Ok(None) | Err(_) => return End::Lost,
@@ -807,6 +810,12 @@ impl Connection {
                 _ = shutdown.changed() => return End::Shutdown,
             }
         }
+    }
+
+    /// Whether a message at `qos` may go out now: QoS 0 always, QoS 1 and 2 within the
+    /// client's Receive Maximum.
+    fn may_send(&self, state: &SessionState, qos: QoS) -> bool {
+        qos == QoS::AtMostOnce || state.inflight.len() < usize::from(self.send_quota)
     }
 
     fn client_max_packet(&self) -> usize {
@@ -1266,7 +1275,7 @@ impl Connection {
                 return true;
             }
             let needs_id = message.qos != QoS::AtMostOnce;
-            if needs_id && state.inflight.len() >= usize::from(self.send_quota) {
+            if !self.may_send(&state, message.qos) {
                 break;
             }
             let Some(message) = state.queue.pop_front(&self.shared.queued_bytes) else {
