@@ -78,14 +78,24 @@ def test_a_parked_subscriber_gets_every_qos_and_its_acknowledgements_are_taken(b
     sub.stop()
 
 
-def test_a_parked_publisher_is_read_and_acknowledged(broker):
-    sub = Client(broker, "sub")
-    sub.subscribe("q", qos=1)
-    pub = Client(broker, "parked-pub")
-    parked(broker, 2)
-    pub.publish("q", b"from parked", qos=1)
-    assert pub.pubacks.get(timeout=5).value == 0
-    assert sub.get().payload == b"from parked"
+@pytest.mark.parametrize("durable", [False, True], ids=["in-memory", "store-on-disk"])
+def test_a_parked_publisher_is_read_and_acknowledged(tmp_path, durable):
+    """A parked publisher's QoS 1 message to a parked subscriber is acknowledged and
+    delivered. With the store on disk the subscriber's session is persistent: the message
+    is written to the store first, and acknowledged once durable (a parked connection keeps
+    the store's progress watch)."""
+    config = PARKING + (f'data_dir = "{tmp_path / "data"}"\n' if durable else "")
+    with configured_broker(tmp_path, config) as broker:
+        expiry = properties("CONNECT", SessionExpiryInterval=600) if durable else None
+        sub = Client(broker, "sub", clean=not durable, connect_properties=expiry)
+        sub.subscribe("q", qos=1)
+        pub = Client(broker, "parked-pub")
+        parked(broker, 2)
+        pub.publish("q", b"from parked", qos=1)
+        assert pub.pubacks.get(timeout=5).value == 0
+        assert sub.get().payload == b"from parked"
+        pub.stop()
+        sub.stop()
 
 
 def test_many_parked_subscribers_all_get_a_broadcast(broker):
@@ -238,20 +248,3 @@ def test_parked_subscriber_with_subscription_identifiers_and_properties(broker):
     message = sub.get()
     assert message.properties.SubscriptionIdentifier == [7]
     assert message.properties.UserProperty == [("k", "v")]
-
-
-def test_a_parked_persistent_subscriber_with_a_durable_store(tmp_path):
-    """With the store on disk: a parked publisher's QoS 1 message to a parked persistent
-    session is written to the store, acknowledged once durable, and delivered."""
-    config = PARKING + f'data_dir = "{tmp_path / "data"}"\n'
-    with configured_broker(tmp_path, config) as broker:
-        expiry = properties("CONNECT", SessionExpiryInterval=600)
-        sub = Client(broker, "durable-sub", clean=False, connect_properties=expiry)
-        sub.subscribe("d", qos=1)
-        pub = Client(broker, "pub")
-        parked(broker, 2)
-        pub.publish("d", b"kept", qos=1)
-        assert pub.pubacks.get(timeout=5).value == 0
-        assert sub.get().payload == b"kept"
-        pub.stop()
-        sub.stop()
